@@ -1,0 +1,342 @@
+"""`Parts2WholePipeline`: a person in a pose, wearing the given parts (SPEC §4)."""
+
+import inspect
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import safetensors.torch
+import torch
+from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DConditionModel
+from diffusers.image_processor import VaeImageProcessor
+from diffusers.schedulers import KarrasDiffusionSchedulers
+from diffusers.utils import BaseOutput, logging
+from diffusers.utils.torch_utils import randn_tensor
+from transformers import CLIPImageProcessor, CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
+
+from .attention import install_processors
+from .labels import MAX_PARTS, order_labels
+from .loading import (
+    COMPONENT_NAMES,
+    DECOUPLED_ATTN_FILE,
+    decoupled_attention_state,
+    load_components,
+    load_decoupled_attention,
+    resolve_checkpoint,
+    save_model,
+)
+from .pose_guider import PoseGuider, pose_added_to_conv_in
+from .preprocess import ImageInput, prepare_pose, prepare_reference
+from .reference import ReferenceBank, capture_reference_features, unused_reference_keys
+
+logger = logging.get_logger(__name__)
+
+OUTPUT_TYPES = ("pil", "np", "pt", "latent")
+STRUCTURE_KEYS = ("densepose",)
+
+
+@dataclass
+class Parts2WholePipelineOutput(BaseOutput):
+    """`images`: PIL images, an (N, H, W, 3) array, an (N, 3, H, W) tensor, or latents."""
+
+    images: list[PIL.Image.Image] | np.ndarray | torch.Tensor
+
+
+@dataclass
+class PreparedParts:
+    """The parts of one call, in label order, ready for the encoders."""
+
+    labels: list[str]
+    pixels: torch.Tensor  # (P, 3, H, W) in [-1, 1]
+    masks: torch.Tensor  # (P, 1, H, W) in [0, 1]
+    clip_images: list[PIL.Image.Image]
+
+
+class Parts2WholePipeline(DiffusionPipeline):
+    """Generate a person from reference images of their parts and a DensePose map of the pose.
+
+    The appearance encoder (`reference_unet`) runs once per call; its masked features join the
+    denoising UNet's self-attention (conditional branch only), one CLIP image token per part joins
+    its cross-attention, and the pose guider's features are added after `conv_in`.
+    """
+
+    model_cpu_offload_seq = "text_encoder->image_encoder->reference_unet->pose_guider->unet->vae"
+    _callback_tensor_inputs = ["latents"]
+
+    def __init__(
+        self,
+        vae: AutoencoderKL,
+        text_encoder: CLIPTextModel,
+        tokenizer: CLIPTokenizer,
+        image_encoder: CLIPVisionModelWithProjection,
+        feature_extractor: CLIPImageProcessor,
+        unet: UNet2DConditionModel,
+        reference_unet: UNet2DConditionModel,
+        pose_guider: PoseGuider,
+        scheduler: KarrasDiffusionSchedulers,
+    ) -> None:
+        super().__init__()
+        self.register_modules(
+            vae=vae,
+            text_encoder=text_encoder,
+            tokenizer=tokenizer,
+            image_encoder=image_encoder,
+            feature_extractor=feature_extractor,
+            unet=unet,
+            reference_unet=reference_unet,
+            pose_guider=pose_guider,
+            scheduler=scheduler,
+        )
+        self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+        self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
+        self.reference_bank = ReferenceBank()
+        install_processors(unet, reference_unet, self.reference_bank)
+
+    # ----------------------------------------------------------------------------------- loading
+
+    @classmethod
+    def from_pretrained(
+        cls, pretrained_model_name_or_path: str | os.PathLike, torch_dtype: torch.dtype | None = None, **components
+    ) -> "Parts2WholePipeline":
+        """Load the released layout (SPEC §3) from a folder or a Hugging Face repo id.
+
+        Any component can be passed in instead, e.g. `vae=AutoencoderKL.from_pretrained(...)`.
+        """
+        unknown = sorted(set(components) - set(COMPONENT_NAMES))
+        if unknown:
+            raise TypeError(f"Unknown component(s) {unknown}; the components are {list(COMPONENT_NAMES)}.")
+        needed = tuple(name for name in COMPONENT_NAMES if name not in components)
+        folder = resolve_checkpoint(pretrained_model_name_or_path, needed)
+        pipe = cls(**load_components(folder, torch_dtype, skip=set(components)), **components)
+        load_decoupled_attention(pipe.unet, folder / DECOUPLED_ATTN_FILE)
+        return pipe
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
+        """Write the released layout: the UNet without its decoupled processors, which go to their
+        own file, and the appearance encoder without the weights it never uses."""
+        folder = Path(save_directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        decoupled = decoupled_attention_state(self.unet)
+        for name in COMPONENT_NAMES:
+            component = getattr(self, name)
+            if name == "unet":
+                save_model(component, folder / name, leave_out=set(decoupled))
+            elif name == "reference_unet":
+                save_model(component, folder / name, leave_out=unused_reference_keys(component))
+            else:
+                component.save_pretrained(folder / name)
+        tensors = {key: tensor.contiguous() for key, tensor in decoupled.items()}
+        safetensors.torch.save_file(tensors, folder / DECOUPLED_ATTN_FILE, metadata={"format": "pt"})
+        self.save_config(folder)
+
+    # ---------------------------------------------------------------------------------- properties
+
+    @property
+    def guidance_scale(self) -> float:
+        return self._guidance_scale
+
+    @property
+    def do_classifier_free_guidance(self) -> bool:
+        return self._guidance_scale > 1.0
+
+    @property
+    def num_timesteps(self) -> int:
+        return self._num_timesteps
+
+    @property
+    def interrupt(self) -> bool:
+        return self._interrupt
+
+    # ------------------------------------------------------------------------------------- steps
+
+    def check_inputs(
+        self,
+        appearance: dict,
+        mask: dict | None,
+        structure: dict,
+        height: int,
+        width: int,
+        num_inference_steps: int,
+        num_images_per_prompt: int,
+        output_type: str,
+        generator: torch.Generator | list[torch.Generator] | None,
+        callback_on_step_end_tensor_inputs: list[str],
+    ) -> list[str]:
+        """Every check on the call's arguments, each failing with a sentence; returns the labels in order."""
+        if not isinstance(appearance, dict):
+            raise ValueError("`appearance` must be a dict from part label to image, e.g. {'face': image}.")
+        labels = order_labels(appearance)
+        for label in mask or {}:
+            if label not in appearance:
+                raise ValueError(f"A mask is given for {label!r} but there is no {label!r} image in `appearance`.")
+        if not isinstance(structure, dict) or "densepose" not in structure:
+            raise ValueError("`structure` must hold the target pose as {'densepose': image}.")
+        other = sorted(set(structure) - set(STRUCTURE_KEYS))
+        if other:
+            raise ValueError(f"Unsupported structure {other}: the released model takes only 'densepose'.")
+        for name, value in (("height", height), ("width", width)):
+            if not isinstance(value, int) or value <= 0 or value % 8:
+                raise ValueError(f"`{name}` must be a positive multiple of 8, got {value!r}.")
+        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
+            raise ValueError(f"`num_inference_steps` must be at least 1, got {num_inference_steps!r}.")
+        if not isinstance(num_images_per_prompt, int) or num_images_per_prompt < 1:
+            raise ValueError(f"`num_images_per_prompt` must be at least 1, got {num_images_per_prompt!r}.")
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"`output_type` must be one of {OUTPUT_TYPES}, got {output_type!r}.")
+        if isinstance(generator, list) and len(generator) != num_images_per_prompt:
+            raise ValueError(f"{len(generator)} generators given for {num_images_per_prompt} images.")
+        unknown = sorted(set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs))
+        if unknown:
+            raise ValueError(f"Callbacks can take {self._callback_tensor_inputs}, not {unknown}.")
+        return labels
+
+    def prepare_parts(
+        self, labels: list[str], appearance: dict, mask: dict | None, height: int, width: int
+    ) -> PreparedParts:
+        prepared = [prepare_reference(appearance[label], (mask or {}).get(label), width, height, label) for label in labels]
+        pixels, masks, clip_images = zip(*prepared)
+        return PreparedParts(labels, torch.stack(pixels), torch.stack(masks), list(clip_images))
+
+    def encode_text(self, texts: list[str], device: torch.device) -> torch.Tensor:
+        """CLIP text embeddings (len(texts), 77, D), each text on its own."""
+        max_length = self.tokenizer.model_max_length
+        tokens = self.tokenizer(texts, padding="max_length", max_length=max_length, truncation=True, return_tensors="pt")
+        untruncated = self.tokenizer(texts, padding="longest", return_tensors="pt").input_ids
+        if untruncated.shape[-1] > max_length:
+            logger.warning(f"Prompts are cut to the text encoder's {max_length} tokens.")
+        return self.text_encoder(tokens.input_ids.to(device))[0]
+
+    def encode_image_tokens(self, images: list[PIL.Image.Image], device: torch.device) -> torch.Tensor:
+        """(1, MAX_PARTS, D): one projected CLIP image embedding per part, then zero tokens."""
+        pixels = self.feature_extractor(images=images, return_tensors="pt").pixel_values
+        embeds = self.image_encoder(pixels.to(device, self.image_encoder.dtype)).image_embeds
+        tokens = embeds.new_zeros(1, MAX_PARTS, embeds.shape[-1])
+        tokens[0, : len(images)] = embeds
+        return tokens
+
+    def encode_reference_latents(self, pixels: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """VAE latents of the references: the posterior mean, so that a seed gives one image."""
+        posterior = self.vae.encode(pixels.to(device, self.vae.dtype)).latent_dist
+        return posterior.mode() * self.vae.config.scaling_factor
+
+    def prepare_latents(
+        self,
+        num_images: int,
+        height: int,
+        width: int,
+        dtype: torch.dtype,
+        device: torch.device,
+        generator: torch.Generator | list[torch.Generator] | None,
+        latents: torch.Tensor | None,
+    ) -> torch.Tensor:
+        shape = (num_images, self.unet.config.in_channels, height // self.vae_scale_factor, width // self.vae_scale_factor)
+        if latents is None:
+            latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+        elif latents.shape != shape:
+            raise ValueError(f"`latents` must have shape {shape}, got {tuple(latents.shape)}.")
+        return latents.to(device, dtype) * self.scheduler.init_noise_sigma
+
+    def scheduler_step_kwargs(self, generator: torch.Generator | None, eta: float) -> dict:
+        """`eta` and `generator` for the schedulers whose `step` takes them (DDIM, DDPM, ...)."""
+        accepted = inspect.signature(self.scheduler.step).parameters
+        return {name: value for name, value in (("eta", eta), ("generator", generator)) if name in accepted}
+
+    def decode_latents(self, latents: torch.Tensor, output_type: str):
+        if output_type == "latent":
+            return latents
+        images = self.vae.decode(latents.to(self.vae.dtype) / self.vae.config.scaling_factor).sample
+        return self.image_processor.postprocess(images, output_type=output_type)
+
+    # -------------------------------------------------------------------------------------- call
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        appearance: dict[str, ImageInput],
+        structure: dict[str, ImageInput],
+        mask: dict[str, ImageInput] | None = None,
+        prompt: str | None = None,
+        negative_prompt: str | None = None,
+        height: int = 768,
+        width: int = 512,
+        num_inference_steps: int = 50,
+        guidance_scale: float = 7.5,
+        num_images_per_prompt: int = 1,
+        eta: float = 0.0,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        latents: torch.Tensor | None = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        callback_on_step_end: Callable[["Parts2WholePipeline", int, torch.Tensor, dict], dict] | None = None,
+        callback_on_step_end_tensor_inputs: list[str] = ("latents",),
+    ) -> Parts2WholePipelineOutput | tuple:
+        """Generate `num_images_per_prompt` images of a person in the pose of `structure['densepose']`.
+
+        `appearance` maps part labels (see `parts2whole.PART_LABELS`) to images; `mask` optionally
+        maps the same labels to greyscale masks (white = the part; default: the alpha channel, else
+        the whole image). Images may be PIL images, numpy arrays or paths.
+        """
+        # 1. Check the inputs and read the images
+        labels = self.check_inputs(
+            appearance, mask, structure, height, width, num_inference_steps, num_images_per_prompt,
+            output_type, generator, list(callback_on_step_end_tensor_inputs),
+        )
+        parts = self.prepare_parts(labels, appearance, mask, height, width)
+        pose = prepare_pose(structure["densepose"], width, height)
+        self._guidance_scale = guidance_scale
+        self._interrupt = False
+        device = self._execution_device
+        dtype = self.unet.dtype
+
+        # 2. Encode the texts (prompt, negative prompt, each part's label) and the image tokens
+        text_embeds = self.encode_text([prompt or "", negative_prompt or "", *labels], device).to(dtype)
+        prompt_embeds, negative_embeds, label_embeds = text_embeds[:1], text_embeds[1:2], text_embeds[2:]
+        image_tokens = self.encode_image_tokens(parts.clip_images, device).to(dtype)
+        context = torch.cat([prompt_embeds, image_tokens], dim=1).expand(num_images_per_prompt, -1, -1)
+        if self.do_classifier_free_guidance:
+            uncond_context = torch.cat([negative_embeds, torch.zeros_like(image_tokens)], dim=1)
+            context = torch.cat([uncond_context.expand(num_images_per_prompt, -1, -1), context])
+
+        # 3. Encode the references and the pose, once for the whole generation
+        reference_latents = self.encode_reference_latents(parts.pixels, device).to(dtype)
+        pose_features = self.pose_guider(pose[None].to(device, self.pose_guider.dtype)).to(dtype)
+
+        # 4. Timesteps and initial noise
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = self.scheduler.timesteps
+        self._num_timesteps = len(timesteps)
+        latents = self.prepare_latents(num_images_per_prompt, height, width, dtype, device, generator, latents)
+        step_kwargs = self.scheduler_step_kwargs(generator, eta)
+
+        # 5. Appearance encoder, then the denoising loop with the parts and the pose attached
+        with self.reference_bank.generation() as bank, pose_added_to_conv_in(self.unet, pose_features):
+            capture_reference_features(
+                self.reference_unet, bank, reference_latents, label_embeds, parts.masks.to(device, dtype)
+            )
+            bank.num_uncond = num_images_per_prompt if self.do_classifier_free_guidance else 0
+            with self.progress_bar(total=len(timesteps)) as progress_bar:
+                for i, t in enumerate(timesteps):
+                    if self.interrupt:
+                        break
+                    model_input = torch.cat([latents] * 2) if self.do_classifier_free_guidance else latents
+                    model_input = self.scheduler.scale_model_input(model_input, t)
+                    noise_pred = self.unet(model_input, t, encoder_hidden_states=context).sample
+                    if self.do_classifier_free_guidance:
+                        noise_uncond, noise_cond = noise_pred.chunk(2)
+                        noise_pred = noise_uncond + guidance_scale * (noise_cond - noise_uncond)
+                    latents = self.scheduler.step(noise_pred, t, latents, **step_kwargs).prev_sample
+                    if callback_on_step_end is not None:
+                        step_tensors = {"latents": latents}
+                        callback_kwargs = {name: step_tensors[name] for name in callback_on_step_end_tensor_inputs}
+                        latents = callback_on_step_end(self, i, t, callback_kwargs).get("latents", latents)
+                    progress_bar.update()
+
+        # 6. Decode
+        images = self.decode_latents(latents, output_type)
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (images,)
+        return Parts2WholePipelineOutput(images=images)

@@ -1,0 +1,133 @@
+"""The appearance encoder's side of Parts2Whole (SPEC §4.2).
+
+`reference_unet` is run once per generation, one batch row per part, at timestep 0, with each part's
+label as its text. Capture processors (see `attention.py`) keep the input of every self-attention,
+multiplied by the part's mask on that block's token grid, in a `ReferenceBank`; the denoising UNet
+reads them back at every step. The run stops as soon as the last block has been captured: nothing
+after it is used.
+"""
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from diffusers import UNet2DConditionModel
+from torch.nn import functional as F
+
+
+class ReferenceCaptured(Exception):
+    """Raised by the capture of the last block to end the appearance encoder's forward early."""
+
+
+def token_grid_mask(part_masks: torch.Tensor, num_tokens: int) -> torch.Tensor:
+    """Bring pixel masks (P, 1, H, W) to a block's token grid: returns (P, num_tokens, 1).
+
+    The grid is the UNet's own: ceil(H / s) x ceil(W / s) for the power of two s that gives
+    `num_tokens` (SPEC §4.2's s = 2^ceil(log2(H W / tokens) / 2) wherever that formula is defined).
+    The mask is resized nearest-neighbour, then dilated by one token (3 x 3 all-ones convolution,
+    clamped to [0, 1]).
+    """
+    height, width = part_masks.shape[-2:]
+    stride = 1
+    while math.ceil(height / stride) * math.ceil(width / stride) > num_tokens:
+        stride *= 2
+    grid_size = (math.ceil(height / stride), math.ceil(width / stride))
+    if grid_size[0] * grid_size[1] != num_tokens:
+        raise ValueError(f"A {height}x{width} mask has no token grid of {num_tokens} tokens.")
+    grid = F.interpolate(part_masks.float(), size=grid_size, mode="nearest")
+    kernel = torch.ones(1, 1, 3, 3, device=grid.device, dtype=grid.dtype)
+    grid = F.conv2d(grid, kernel, padding=1).clamp(0.0, 1.0)
+    return grid.flatten(1).unsqueeze(-1)
+
+
+class ReferenceBank:
+    """The masked reference features of one generation, shared by the two UNets' processors.
+
+    `features[name]` is (parts, tokens, channels) for the transformer block whose self-attention
+    processor is `name` (the same module path in both UNets). `num_uncond` is how many leading
+    batch rows of the denoising UNet belong to the unconditional branch, which ignores the bank.
+    `cache` holds what the processors derive from the features once per generation.
+    """
+
+    def __init__(self) -> None:
+        self.part_masks: torch.Tensor | None = None
+        self.features: dict[str, torch.Tensor] = {}
+        self.num_uncond = 0
+        self.cache: dict[str, tuple] = {}
+        self._grid_masks: dict[int, torch.Tensor] = {}
+
+    def clear(self) -> None:
+        self.part_masks = None
+        self.features.clear()
+        self.num_uncond = 0
+        self.cache.clear()
+        self._grid_masks.clear()
+
+    @contextmanager
+    def generation(self) -> Iterator["ReferenceBank"]:
+        """Empty the bank when the generation ends, however it ends."""
+        self.clear()
+        try:
+            yield self
+        finally:
+            self.clear()
+
+    def store(self, name: str, self_attention_input: torch.Tensor) -> None:
+        """Keep a block's self-attention input (P, N, C) multiplied by the part masks on its grid."""
+        num_tokens = self_attention_input.shape[1]
+        if num_tokens not in self._grid_masks:
+            self._grid_masks[num_tokens] = token_grid_mask(self.part_masks, num_tokens)
+        grid = self._grid_masks[num_tokens].to(self_attention_input.dtype)
+        self.features[name] = self_attention_input * grid
+
+
+def capture_reference_features(
+    reference_unet: UNet2DConditionModel,
+    bank: ReferenceBank,
+    latents: torch.Tensor,
+    label_embeds: torch.Tensor,
+    part_masks: torch.Tensor,
+) -> None:
+    """Run the appearance encoder on (P, 4, h, w) reference latents, filling `bank.features`.
+
+    `label_embeds` (P, 77, D) is the text embedding of each part's label; `part_masks` is
+    (P, 1, H, W) in [0, 1] at pixel resolution.
+    """
+    bank.part_masks = part_masks
+    try:
+        reference_unet(latents, 0, encoder_hidden_states=label_embeds)
+    except ReferenceCaptured:
+        pass
+
+
+def last_self_attention_name(unet: UNet2DConditionModel) -> str:
+    """Module path of the last self-attention a forward runs: the end of the appearance encoder."""
+    last_up_block = unet.up_blocks[-1]
+    if not getattr(last_up_block, "attentions", None):
+        raise ValueError("The reference UNet must end with a cross-attention up block, as Stable Diffusion's does.")
+    last_attn1 = last_up_block.attentions[-1].transformer_blocks[-1].attn1
+    return next(name for name, module in unet.named_modules() if module is last_attn1)
+
+
+def unused_reference_keys(unet: UNet2DConditionModel) -> set[str]:
+    """The state-dict keys of a reference UNet that never take part in the appearance encoder.
+
+    They are everything after the input of the last self-attention: that self-attention and the
+    rest of its transformer block, the last `proj_out`, and the output head. The released
+    `reference_unet/` was saved without them.
+    """
+    last_attn1 = last_self_attention_name(unet)
+    last_block = last_attn1.rsplit(".", 1)[0]
+    last_transformer = last_block.split(".transformer_blocks.")[0]
+    unused_prefixes = (
+        "conv_norm_out.",
+        "conv_out.",
+        f"{last_transformer}.proj_out.",
+        f"{last_block}.attn1.",
+        f"{last_block}.norm2.",
+        f"{last_block}.attn2.",
+        f"{last_block}.norm3.",
+        f"{last_block}.ff.",
+    )
+    return {key for key in unet.state_dict() if key.startswith(unused_prefixes)}

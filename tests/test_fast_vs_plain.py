@@ -1,0 +1,63 @@
+"""The fast attention path equals a plain implementation of SPEC §4 (tests/plain_reference.py)."""
+
+import math
+
+import pytest
+import torch
+
+from conftest import call_kwargs
+from plain_reference import install_plain_processors, plain_token_grid
+from parts2whole.reference import token_grid_mask
+
+CASES = [(parts, masks, cfg) for parts in (1, 3, 6) for masks in (False, True) for cfg in (False, True)]
+
+
+@pytest.mark.parametrize(("num_parts", "with_masks", "with_cfg"), CASES)
+def test_fast_path_equals_plain_spec(pipe, num_parts: int, with_masks: bool, with_cfg: bool) -> None:
+    kwargs = call_kwargs(num_parts, with_masks, guidance_scale=7.5 if with_cfg else 1.0, output_type="latent")
+    fast = pipe(**kwargs).images
+    kwargs["generator"] = torch.Generator().manual_seed(0)
+    install_plain_processors(pipe)
+    plain = pipe(**kwargs).images
+    difference = (fast - plain).abs().max().item()
+    print(f"\nfast-vs-plain parts={num_parts} masks={with_masks} cfg={with_cfg}: max |diff| = {difference:.3e}")
+    assert plain.abs().max() > 0.1
+    assert difference < 1e-4
+
+
+def test_masked_tokens_become_one_biased_zero_key(pipe) -> None:
+    """Zero (masked-out) reference tokens are dropped for one zero key biased by log(their count)."""
+    for with_masks in (False, True):
+        seen = []
+
+        def inspect_bank(pipeline, step, timestep, tensors):
+            bank = pipeline.reference_bank
+            seen.append(({k: v.clone() for k, v in bank.features.items()}, dict(bank.cache)))
+            return tensors
+
+        pipe(**call_kwargs(2, with_masks, callback_on_step_end=inspect_bank))
+        features, cache = seen[0]
+        assert cache.keys() == features.keys()
+        for name, (ref_key, ref_value, score_bias) in cache.items():
+            tokens = features[name].reshape(-1, features[name].shape[-1])
+            num_zero = int((~tokens.any(dim=-1)).sum())
+            if not with_masks:
+                assert num_zero == 0 and score_bias is None and ref_key.shape[2] == tokens.shape[0]
+                continue
+            assert num_zero > 0
+            assert ref_key.shape[2] == tokens.shape[0] - num_zero + 1
+            assert not ref_key[..., -1, :].any() and not ref_value[..., -1, :].any()
+            assert not score_bias[..., :-1].any()
+            assert score_bias[..., -1].item() == pytest.approx(math.log(num_zero))
+
+
+@pytest.mark.parametrize(("height", "width"), [(64, 48), (768, 512), (776, 520), (512, 512), (1024, 768)])
+def test_token_grid_mask_matches_plain(height: int, width: int) -> None:
+    generator = torch.Generator().manual_seed(height)
+    masks = (torch.rand(3, 1, height, width, generator=generator) > 0.7).float()
+    masks[1] *= 0.5  # fractional masks keep their values
+    grid_height, grid_width = -(-height // 8), -(-width // 8)
+    for level in range(4):
+        num_tokens = grid_height * grid_width
+        assert torch.equal(token_grid_mask(masks, num_tokens), plain_token_grid(masks, num_tokens))
+        grid_height, grid_width = -(-grid_height // 2), -(-grid_width // 2)
