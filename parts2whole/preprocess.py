@@ -113,7 +113,7 @@ def prepare_reference(
     if mask is None:
         mask_image = resized.getchannel("A")
     else:
-        mask_image = to_mask(load_image(mask, f"the {label!r} mask")).resize((width, height), Image.Resampling.BILINEAR)
+        mask_image = to_mask(load_image(mask, f"the {label!r} mask")).resize((width, height), Image.Resampling.BICUBIC)
     mask_tensor = pil_to_tensor(mask_image)
     if not mask_tensor.any():
         raise ValueError(

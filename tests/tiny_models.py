@@ -92,7 +92,7 @@ def tiny_components(seed: int = 0) -> dict:
     )
     feature_extractor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     pose_guider = PoseGuider(conditioning_embedding_channels=32, block_out_channels=(4, 8, 8, 16))
-    torch.nn.init.normal_(pose_guider.conv_out.weight, std=0.1)
+    torch.nn.init.normal_(pose_guider.conv_out.weight, std=1.0)
     scheduler = DDIMScheduler(
         beta_start=0.00085,
         beta_end=0.012,

@@ -1,0 +1,122 @@
+"""Bad input gets a sentence naming the problem; odd but valid images are read correctly."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import HEIGHT, WIDTH, call_kwargs, noise_image
+from parts2whole.labels import order_labels
+from parts2whole.preprocess import load_image, prepare_pose, prepare_reference, to_mask, to_rgba
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"appearance": {"hat": "x.png"}}, r"Unknown part label\(s\) 'hat'; the labels are: 'hair or headwear'"),
+        ({"appearance": {}, "mask": None}, "No parts given"),
+        ({"appearance": None, "mask": None}, "`appearance` must be a dict"),
+        ({"mask": {"shoes": np.zeros((8, 8), np.uint8)}}, "A mask is given for 'shoes' but there is no 'shoes' image"),
+        ({"height": 100}, "`height` must be a positive multiple of 8, got 100"),
+        ({"width": 0}, "`width` must be a positive multiple of 8"),
+        ({"structure": {}}, r"`structure` must hold the target pose as \{'densepose': image\}"),
+        ({"structure": {"densepose": "p.png", "openpose": "o.png"}}, "takes only 'densepose'"),
+        ({"num_inference_steps": 0}, "`num_inference_steps` must be at least 1"),
+        ({"num_images_per_prompt": 0}, "`num_images_per_prompt` must be at least 1"),
+        ({"output_type": "jpeg"}, "`output_type` must be one of"),
+    ],
+)
+def test_bad_call_arguments_are_named(pipe, overrides, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        pipe(**call_kwargs(2, **overrides))
+
+
+def test_unreadable_and_missing_image_paths(pipe, tmp_path) -> None:
+    corrupt = tmp_path / "face.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    with pytest.raises(ValueError, match=r"the 'face' image: '.*face.png' is not a readable image"):
+        pipe(**call_kwargs(1, appearance={"face": corrupt}, mask=None))
+    with pytest.raises(ValueError, match=r"the 'face' image: there is no file '.*missing.png'"):
+        pipe(**call_kwargs(1, appearance={"face": tmp_path / "missing.png"}, mask=None))
+    with pytest.raises(ValueError, match="the densepose image: there is no file"):
+        pipe(**call_kwargs(1, structure={"densepose": str(tmp_path / "pose.png")}))
+
+
+def test_empty_mask_is_refused(pipe) -> None:
+    appearance = {"face": noise_image(0, (32, 32))}
+    with pytest.raises(ValueError, match="The 'face' mask is empty"):
+        pipe(**call_kwargs(1, appearance=appearance, mask={"face": np.zeros((32, 32), np.uint8)}))
+
+
+def test_fully_transparent_reference_without_mask_is_refused() -> None:
+    with pytest.raises(ValueError, match="The 'face' mask is empty"):
+        prepare_reference(Image.new("RGBA", (16, 16)), None, 16, 16, "face")
+
+
+def test_tiny_image_is_refused() -> None:
+    with pytest.raises(ValueError, match="the 'shoes' image: the image is 4x30"):
+        prepare_reference(Image.new("RGB", (4, 30)), None, 16, 16, "shoes")
+
+
+def test_wrong_types_and_shapes_are_refused() -> None:
+    with pytest.raises(ValueError, match="expected a PIL image, a numpy array or a path, got int"):
+        load_image(3, "the 'face' image")
+    with pytest.raises(ValueError, match=r"must be HxW, HxWx3 or HxWx4, got shape \(2, 8, 8, 3\)"):
+        load_image(np.zeros((2, 8, 8, 3), np.uint8), "the 'face' image")
+    with pytest.raises(ValueError, match="NaN"):
+        load_image(np.full((8, 8), np.nan), "the 'face' image")
+
+
+def test_labels_are_put_in_canonical_order() -> None:
+    assert order_labels(["shoes", "face"]) == ["face", "shoes"]
+
+
+def test_exif_orientation_is_applied(tmp_path) -> None:
+    image = Image.new("RGB", (40, 20), "red")
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    path = tmp_path / "rotated.jpg"
+    image.save(path, exif=exif)
+    assert load_image(path, "x").size == (20, 40)
+
+
+def test_image_modes_become_rgba(tmp_path) -> None:
+    sixteen_bit = tmp_path / "deep.png"
+    Image.fromarray(np.full((16, 16), 65535, dtype=np.uint16)).save(sixteen_bit)
+    assert np.asarray(to_rgba(load_image(sixteen_bit, "x")))[0, 0].tolist() == [255, 255, 255, 255]
+
+    cmyk = Image.new("CMYK", (16, 16), (0, 255, 255, 0))  # red in CMYK
+    assert np.asarray(to_rgba(cmyk))[0, 0].tolist() == [255, 0, 0, 255]
+
+    grey = Image.new("L", (16, 16), 128)
+    assert np.asarray(to_rgba(grey))[0, 0].tolist() == [128, 128, 128, 255]
+
+    palette = Image.new("P", (16, 16), 0)
+    palette.putpalette([0, 0, 255] * 256)
+    palette.info["transparency"] = 0
+    assert np.asarray(to_rgba(palette))[0, 0].tolist()[3] == 0
+
+    assert np.asarray(load_image(np.full((16, 16), 1.0), "x"))[0, 0] == 255
+    assert np.asarray(load_image(np.full((16, 16, 3), 257 * 10, np.uint16), "x"))[0, 0].tolist() == [10, 10, 10]
+    assert np.asarray(load_image(np.ones((16, 16), bool), "x"))[0, 0] == 255
+
+
+def test_reference_is_put_on_white_and_alpha_is_the_mask() -> None:
+    rgba = Image.new("RGBA", (16, 16), (0, 0, 0, 0))
+    rgba.paste((255, 0, 0, 255), (0, 0, 8, 16))
+    pixels, mask, clip_image = prepare_reference(rgba, None, 16, 16, "face")
+    assert pixels[:, 8, 12].tolist() == [1.0, 1.0, 1.0]  # transparent -> white -> 1
+    assert pixels[:, 8, 2].tolist() == [1.0, -1.0, -1.0]  # opaque red
+    assert mask[0, 8, 2] == 1.0 and mask[0, 8, 12] == 0.0
+    assert clip_image.mode == "RGB" and clip_image.getpixel((12, 8)) == (255, 255, 255)
+
+
+def test_mask_with_transparency_counts_transparent_as_black() -> None:
+    mask = Image.new("RGBA", (8, 8), (255, 255, 255, 0))
+    mask.paste((255, 255, 255, 255), (0, 0, 4, 8))
+    grey = np.asarray(to_mask(mask))
+    assert grey[0, 0] == 255 and grey[0, 6] == 0
+
+
+def test_pose_is_resized_and_in_unit_range() -> None:
+    pose = prepare_pose(np.full((20, 10, 3), 255, np.uint8), WIDTH, HEIGHT)
+    assert pose.shape == (3, HEIGHT, WIDTH) and pose.min() == 1.0

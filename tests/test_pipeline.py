@@ -1,0 +1,171 @@
+"""What a generation does: SPEC §4's semantics and §5's faults not reproduced."""
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DPMSolverMultistepScheduler, EulerDiscreteScheduler
+
+from conftest import HEIGHT, WIDTH, call_kwargs, make_parts, rectangle_mask
+from parts2whole import PART_LABELS
+
+
+def record_inputs(module: torch.nn.Module) -> list[dict]:
+    """Record the keyword arguments of every forward of `module`."""
+    calls = []
+    module.register_forward_pre_hook(lambda m, args, kwargs: calls.append({"args": args, **kwargs}), with_kwargs=True)
+    return calls
+
+
+def test_each_label_is_encoded_with_its_own_text(pipe) -> None:
+    calls = record_inputs(pipe.reference_unet)
+    pipe(**call_kwargs(3))
+    label_embeds = calls[0]["encoder_hidden_states"]
+    expected = pipe.encode_text(list(PART_LABELS[:3]), torch.device("cpu"))
+    torch.testing.assert_close(label_embeds, expected)
+    assert not torch.allclose(label_embeds[0], label_embeds[1])
+    assert len(calls) == 1, "the appearance encoder runs once per generation"
+
+
+def test_prompt_is_the_users_prompt(pipe) -> None:
+    calls = record_inputs(pipe.unet)
+    pipe(**call_kwargs(2, prompt="a tall woman", negative_prompt="blurry"))
+    context = calls[0]["encoder_hidden_states"]
+    assert context.shape[:2] == (2, 77 + 6)
+    torch.testing.assert_close(context[1:, :77], pipe.encode_text(["a tall woman"], torch.device("cpu")))
+    torch.testing.assert_close(context[:1, :77], pipe.encode_text(["blurry"], torch.device("cpu")))
+    assert not context[:1, 77:].any(), "the unconditional branch has all-zero image tokens"
+    assert context[1:, 77:79].abs().sum(-1).gt(0).all() and not context[1:, 79:].any()
+
+
+def test_prompt_changes_the_result(pipe) -> None:
+    first = pipe(**call_kwargs(2, prompt="a person standing")).images
+    second = pipe(**call_kwargs(2, prompt="a child running")).images
+    assert np.abs(first - second).max() > 1e-3
+
+
+def test_mask_changes_the_result(pipe) -> None:
+    appearance, masks = make_parts(2, with_masks=True)
+    with_masks = pipe(**call_kwargs(2, with_masks=True)).images
+    without = pipe(**call_kwargs(2, with_masks=False)).images
+    other = {label: rectangle_mask(appearance[label].size, (0.5, 0.5, 1.0, 1.0)) for label in masks}
+    other_masks = pipe(**call_kwargs(2, mask=other)).images
+    assert np.abs(with_masks - without).max() > 1e-3
+    assert np.abs(with_masks - other_masks).max() > 1e-3
+
+
+def test_alpha_channel_is_the_default_mask(pipe) -> None:
+    appearance, masks = make_parts(1, with_masks=True)
+    label = next(iter(appearance))
+    rgba = appearance[label].convert("RGBA")
+    rgba.putalpha(masks[label])
+    from_alpha = pipe(**call_kwargs(1, appearance={label: rgba}, mask=None)).images
+    from_mask = pipe(**call_kwargs(1, appearance={label: rgba}, mask=masks)).images
+    opaque = pipe(**call_kwargs(1, appearance={label: rgba.convert("RGB")}, mask=None)).images
+    np.testing.assert_allclose(from_alpha, from_mask, atol=1e-6)
+    assert np.abs(from_alpha - opaque).max() > 1e-3
+
+
+def test_same_seed_same_image_other_seed_other_image(pipe) -> None:
+    first = pipe(**call_kwargs(2, seed=1)).images
+    again = pipe(**call_kwargs(2, seed=1)).images
+    other = pipe(**call_kwargs(2, seed=2)).images
+    np.testing.assert_array_equal(first, again)
+    assert np.abs(first - other).max() > 1e-3
+
+
+def test_part_order_does_not_change_the_result(pipe) -> None:
+    kwargs = call_kwargs(4)
+    forward = pipe(**kwargs).images
+    kwargs = call_kwargs(4)
+    kwargs["appearance"] = dict(reversed(list(kwargs["appearance"].items())))
+    kwargs["mask"] = dict(reversed(list(kwargs["mask"].items())))
+    np.testing.assert_array_equal(forward, pipe(**kwargs).images)
+
+
+def test_pose_changes_the_result(pipe) -> None:
+    first = pipe(**call_kwargs(2, output_type="latent")).images
+    blank = np.zeros((HEIGHT, WIDTH, 3), dtype=np.uint8)
+    second = pipe(**call_kwargs(2, output_type="latent", structure={"densepose": blank})).images
+    assert (first - second).abs().max() > 1e-3
+
+
+def test_guidance_scale_one_runs_without_the_unconditional_branch(pipe) -> None:
+    calls = record_inputs(pipe.unet)
+    images = pipe(**call_kwargs(2, guidance_scale=1.0, num_images_per_prompt=2)).images
+    assert images.shape == (2, HEIGHT, WIDTH, 3) and np.isfinite(images).all()
+    assert all(call["args"][0].shape[0] == 2 for call in calls)
+    calls.clear()
+    pipe(**call_kwargs(2, guidance_scale=3.0, num_images_per_prompt=2))
+    assert all(call["args"][0].shape[0] == 4 for call in calls)
+
+
+def test_each_image_of_a_batch_is_reproducible_from_its_own_generator(pipe) -> None:
+    generators = [torch.Generator().manual_seed(s) for s in (5, 6)]
+    batch = pipe(**call_kwargs(2, num_images_per_prompt=2, generator=generators)).images
+    alone = pipe(**call_kwargs(2, generator=torch.Generator().manual_seed(6))).images
+    np.testing.assert_allclose(batch[1], alone[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("scheduler_class", [DPMSolverMultistepScheduler, EulerDiscreteScheduler])
+def test_other_schedulers_swap_in(pipe, scheduler_class) -> None:
+    pipe.scheduler = scheduler_class.from_config(pipe.scheduler.config)
+    images = pipe(**call_kwargs(2, num_inference_steps=3)).images
+    assert images.shape == (1, HEIGHT, WIDTH, 3) and np.isfinite(images).all()
+
+
+@pytest.mark.parametrize(
+    ("output_type", "shape"),
+    [("np", (1, HEIGHT, WIDTH, 3)), ("pt", (1, 3, HEIGHT, WIDTH)), ("latent", (1, 4, HEIGHT // 8, WIDTH // 8))],
+)
+def test_output_types(pipe, output_type, shape) -> None:
+    assert tuple(pipe(**call_kwargs(1, output_type=output_type)).images.shape) == shape
+
+
+def test_pil_output_and_tuple_return(pipe) -> None:
+    (images,) = pipe(**call_kwargs(1, output_type="pil", return_dict=False))
+    assert images[0].size == (WIDTH, HEIGHT) and images[0].mode == "RGB"
+
+
+def test_callback_on_step_end_sees_every_step_and_can_edit_latents(pipe) -> None:
+    steps = []
+
+    def zero_latents(pipeline, step, timestep, tensors):
+        steps.append(step)
+        return {"latents": torch.zeros_like(tensors["latents"])}
+
+    images = pipe(**call_kwargs(1, num_inference_steps=3, callback_on_step_end=zero_latents, output_type="latent")).images
+    assert steps == [0, 1, 2] and not images.any()
+
+
+def test_interrupt_stops_the_loop(pipe) -> None:
+    steps = []
+
+    def stop(pipeline, step, timestep, tensors):
+        steps.append(step)
+        pipeline._interrupt = True
+        return tensors
+
+    pipe(**call_kwargs(1, num_inference_steps=4, callback_on_step_end=stop))
+    assert steps == [0]
+
+
+def test_odd_small_size_runs(pipe) -> None:
+    images = pipe(**call_kwargs(2, height=40, width=24)).images
+    assert images.shape == (1, 40, 24, 3)
+
+
+def test_bank_and_hooks_are_cleared_after_a_failed_step(pipe) -> None:
+    def fail(pipeline, step, timestep, tensors):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        pipe(**call_kwargs(2, callback_on_step_end=fail))
+    assert not pipe.reference_bank.features and not pipe.reference_bank.cache
+    assert not pipe.unet.conv_in._forward_hooks
+    pipe(**call_kwargs(2))
+
+
+def test_model_cpu_offload_path_gives_the_same_image(pipe) -> None:
+    expected = pipe(**call_kwargs(3)).images
+    pipe.enable_model_cpu_offload(device="cpu")
+    np.testing.assert_allclose(pipe(**call_kwargs(3)).images, expected, atol=1e-6)
