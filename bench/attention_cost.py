@@ -126,8 +126,9 @@ def self_attention_time(unet: UNet2DConditionModel, run, device: torch.device) -
 def time_steps(args: argparse.Namespace) -> dict[str, float]:
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     torch.manual_seed(0)
-    unet = UNet2DConditionModel(**SD15).to(device, dtype).eval()
-    reference_unet = UNet2DConditionModel(**SD15).to(device, dtype).eval()
+    with device:
+        unet = UNet2DConditionModel(**SD15).to(dtype).eval()
+        reference_unet = UNet2DConditionModel(**SD15).to(dtype).eval()
     bank = ReferenceBank()
     install_processors(unet, reference_unet, bank)
     fast_processors = unet.attn_processors

@@ -74,9 +74,8 @@ def check_input(entry: object, base: Path, where: str) -> dict:
 
 def relative_settings(settings: dict, folder: Path) -> dict:
     """`settings` with its image paths relative to `folder`, where the settings file is written."""
-    relative = dict(settings)
-    for group in IMAGE_GROUPS:
-        relative[group] = {name: os.path.relpath(p, folder) for name, p in settings[group].items()}
+    relative = {group: {name: os.path.relpath(p, folder) for name, p in settings[group].items()} for group in IMAGE_GROUPS}
+    relative.update({key: value for key, value in settings.items() if key not in IMAGE_GROUPS})
     return relative
 
 

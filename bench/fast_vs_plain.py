@@ -1,0 +1,53 @@
+"""Largest difference between the fast attention path and the plain SPEC §4 one, per case.
+
+    python bench/fast_vs_plain.py [--device cuda] [--dtype float16]
+
+Uses the tests' tiny models (saved in the released layout) and their plain implementation
+(tests/plain_reference.py); prints one line per case of parts x masks x guidance.
+"""
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from diffusers.utils import logging as diffusers_logging
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+from conftest import call_kwargs  # noqa: E402
+from plain_reference import install_plain_processors  # noqa: E402
+from tiny_models import write_released_checkpoint  # noqa: E402
+
+from parts2whole import Parts2WholePipeline  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32")
+    args = parser.parse_args()
+    diffusers_logging.set_verbosity_error()
+    dtype = getattr(torch, args.dtype)
+    with tempfile.TemporaryDirectory() as folder:
+        write_released_checkpoint(Path(folder) / "tiny")
+        print(f"fast vs plain on {args.device} {args.dtype}: max |latent difference| (latent max |value|)")
+        for parts in (1, 3, 6):
+            for masks in (False, True):
+                for cfg in (False, True):
+                    results = []
+                    for plain in (False, True):
+                        pipe = Parts2WholePipeline.from_pretrained(Path(folder) / "tiny", torch_dtype=dtype).to(args.device)
+                        pipe.set_progress_bar_config(disable=True)
+                        if plain:
+                            install_plain_processors(pipe)
+                        kwargs = call_kwargs(parts, masks, guidance_scale=7.5 if cfg else 1.0, output_type="latent")
+                        results.append(pipe(**kwargs).images.float())
+                    difference = (results[0] - results[1]).abs().max().item()
+                    scale = results[1].abs().max().item()
+                    print(f"  parts={parts} masks={masks!s:5} cfg={cfg!s:5}  {difference:.2e}  ({scale:.2f})")
+
+
+if __name__ == "__main__":
+    main()
