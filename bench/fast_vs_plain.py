@@ -27,17 +27,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--no-tf32", action="store_true", help="full float32 in CUDA convolutions and matmuls")
     args = parser.parse_args()
     diffusers_logging.set_verbosity_error()
+    if args.no_tf32:
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     dtype = getattr(torch, args.dtype)
     with tempfile.TemporaryDirectory() as folder:
         write_released_checkpoint(Path(folder) / "tiny")
-        print(f"fast vs plain on {args.device} {args.dtype}: max |latent difference| (latent max |value|)")
+        print(
+            f"on {args.device} {args.dtype}{' without TF32' if args.no_tf32 else ''}: max |latent difference| of"
+            " fast vs plain, of fast vs fast run again (run-to-run noise), and the latents' max |value|"
+        )
         for parts in (1, 3, 6):
             for masks in (False, True):
                 for cfg in (False, True):
                     results = []
-                    for plain in (False, True):
+                    for plain in (False, True, False):
                         pipe = Parts2WholePipeline.from_pretrained(Path(folder) / "tiny", torch_dtype=dtype).to(args.device)
                         pipe.set_progress_bar_config(disable=True)
                         if plain:
@@ -45,8 +52,9 @@ def main() -> None:
                         kwargs = call_kwargs(parts, masks, guidance_scale=7.5 if cfg else 1.0, output_type="latent")
                         results.append(pipe(**kwargs).images.float())
                     difference = (results[0] - results[1]).abs().max().item()
+                    noise = (results[0] - results[2]).abs().max().item()
                     scale = results[1].abs().max().item()
-                    print(f"  parts={parts} masks={masks!s:5} cfg={cfg!s:5}  {difference:.2e}  ({scale:.2f})")
+                    print(f"  parts={parts} masks={masks!s:5} cfg={cfg!s:5}  {difference:.2e}  {noise:.2e}  ({scale:.2f})")
 
 
 if __name__ == "__main__":

@@ -201,8 +201,9 @@ def install_processors(unet: UNet2DConditionModel, reference_unet: UNet2DConditi
     reference_layers = attention_layers(reference_unet)
     if unet_layers.keys() != reference_layers.keys():
         raise ValueError("The UNet and the reference UNet must have the same architecture.")
-    for name, attn in {**unet_layers, **{f"reference {n}": a for n, a in reference_layers.items()}}.items():
-        check_supported_attention(name, attn)
+    for prefix, layers in (("unet.", unet_layers), ("reference_unet.", reference_layers)):
+        for name, attn in layers.items():
+            check_supported_attention(prefix + name, attn)
 
     unet_processors = {}
     for name, attn in unet_layers.items():

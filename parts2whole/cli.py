@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .runtime import SCHEDULERS, default_device, load_pipeline, make_scheduler, parse_dtype
+from .runtime import OUT_OF_MEMORY_HINT, SCHEDULERS, default_device, load_pipeline, make_scheduler, parse_dtype
 from .weights import DEFAULT_WEIGHTS_DIR
 
 IMAGE_GROUPS = ("appearance", "mask", "structure")
@@ -136,8 +136,10 @@ def main(argv: list[str] | None = None) -> int:
         stem = args.input.stem if len(inputs) == 1 else f"{args.input.stem}_{number:04d}"
         try:
             images = generate(pipe, settings, schedulers)
-        except ValueError as error:
-            print(f"error in input {number}: {error}", file=sys.stderr)
+        except (ValueError, torch.cuda.OutOfMemoryError) as error:
+            message = OUT_OF_MEMORY_HINT if isinstance(error, torch.cuda.OutOfMemoryError) else error
+            print(f"error in input {number}: {message}", file=sys.stderr)
+            torch.cuda.empty_cache()
             failures += 1
             continue
         for path in write_results(images, settings, args.out, stem):

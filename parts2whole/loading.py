@@ -38,25 +38,31 @@ class WeightsNotFoundError(FileNotFoundError):
     """The checkpoint is not where it should be; the message says how to fetch it."""
 
 
-def missing_checkpoint_parts(folder: Path) -> list[str]:
-    parts = [f"{name}/" for name in COMPONENT_NAMES if not (folder / name).is_dir()]
+def missing_checkpoint_parts(folder: Path, needed: tuple[str, ...] = COMPONENT_NAMES) -> list[str]:
+    """The parts of the released layout that `folder` lacks, among the `needed` components."""
+    parts = [f"{name}/" for name in needed if not (folder / name).is_dir()]
     if not (folder / DECOUPLED_ATTN_FILE).is_file():
         parts.append(DECOUPLED_ATTN_FILE)
     return parts
 
 
 def resolve_checkpoint(path_or_repo: str | os.PathLike, needed: tuple[str, ...] = COMPONENT_NAMES) -> Path:
-    """A local checkpoint folder: `path_or_repo` itself, or a Hugging Face repo downloaded to the cache."""
+    """The local checkpoint folder.
+
+    A `Path` is always a local folder; a string that names no local folder is taken for a Hugging
+    Face repo id and downloaded to the cache (as diffusers' `from_pretrained` does).
+    """
     folder = Path(path_or_repo)
-    if not folder.exists() and str(path_or_repo).count("/") == 1 and not str(path_or_repo).startswith("."):
+    if isinstance(path_or_repo, str) and not folder.exists() and path_or_repo.count("/") == 1:
         try:
-            folder = Path(snapshot_download(repo_id=str(path_or_repo)))
-        except Exception as error:
+            folder = Path(snapshot_download(repo_id=path_or_repo))
+        except Exception as error:  # offline, unknown repo, ...: the local route is the way on
             raise WeightsNotFoundError(
-                f"Could not fetch the Parts2Whole weights {str(path_or_repo)!r} ({type(error).__name__}). "
-                f"Fetch them once with `{fetch_command('parts2whole')}` and pass the local folder."
+                f"No folder {path_or_repo!r} here, and it could not be fetched from the Hugging Face hub "
+                f"({type(error).__name__}). Fetch the weights with `{fetch_command('parts2whole')}` "
+                f"(into pretrained_weights/{SOURCES['parts2whole'].target})."
             ) from None
-    missing = [part for part in missing_checkpoint_parts(folder) if part.rstrip("/") in needed or part.endswith(".pth")]
+    missing = missing_checkpoint_parts(folder, needed)
     if not folder.is_dir() or missing:
         what = "no such folder" if not folder.is_dir() else f"missing {', '.join(missing)}"
         raise WeightsNotFoundError(

@@ -2,7 +2,7 @@
 
 import inspect
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,7 +114,7 @@ class Parts2WholePipeline(DiffusionPipeline):
         load_decoupled_attention(pipe.unet, folder / DECOUPLED_ATTN_FILE)
         return pipe
 
-    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
+    def save_pretrained(self, save_directory: str | os.PathLike) -> None:
         """Write the released layout: the UNet without its decoupled processors, which go to their
         own file, and the appearance encoder without the weights it never uses."""
         folder = Path(save_directory)
@@ -271,7 +271,7 @@ class Parts2WholePipeline(DiffusionPipeline):
         output_type: str = "pil",
         return_dict: bool = True,
         callback_on_step_end: Callable[["Parts2WholePipeline", int, torch.Tensor, dict], dict] | None = None,
-        callback_on_step_end_tensor_inputs: list[str] = ("latents",),
+        callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
     ) -> Parts2WholePipelineOutput | tuple:
         """Generate `num_images_per_prompt` images of a person in the pose of `structure['densepose']`.
 

@@ -23,8 +23,21 @@ SCHEDULERS: dict[str, tuple[type[SchedulerMixin], dict]] = {
 """Scheduler name -> class and the settings it is made with from the checkpoint's scheduler config."""
 
 
+OUT_OF_MEMORY_HINT = "Out of GPU memory: try --low-vram, a smaller height and width, or fewer images."
+
+
 def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def check_device(device: str) -> None:
+    """Refuse a device this machine does not have, with a sentence instead of a torch error."""
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise ValueError(f"Unknown device {device!r}; use cuda, cuda:N or cpu.") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"Device {device!r} was asked for, but this machine has no usable CUDA GPU; use --device cpu.")
 
 
 def parse_dtype(name: str | None, device: str) -> torch.dtype:
@@ -62,6 +75,7 @@ def load_pipeline(
     `low_vram` keeps each model on the CPU until it runs (`enable_model_cpu_offload`).
     """
     device = device or default_device()
+    check_device(device)
     dtype = dtype or parse_dtype(None, device)
     checkpoint = checkpoint_folder(weights)
     components = {}

@@ -102,3 +102,14 @@ def test_bad_generation_input_is_reported_and_the_rest_runs(released_checkpoint,
     assert code == 1
     assert "error in input 1: the 'face' image: there is no file" in captured.err
     assert captured.out.strip().endswith("mixed_0002.png")
+
+
+def test_unavailable_device_is_explained(released_checkpoint, tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    entry = write_input(tmp_path)
+    (tmp_path / "job.json").write_text(json.dumps(entry))
+    args = [str(tmp_path / "job.json"), "--out", str(tmp_path / "out"), "--weights", str(released_checkpoint[0])]
+    assert main(args + ["--device", "cuda"]) == 2
+    assert "no usable CUDA GPU; use --device cpu" in capsys.readouterr().err
+    assert main(args + ["--device", "tpu9"]) == 2
+    assert "Unknown device 'tpu9'" in capsys.readouterr().err
