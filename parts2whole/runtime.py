@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, DPMSolverMultistepScheduler, SchedulerMixin
 
-from .loading import DECOUPLED_ATTN_FILE
+from .loading import DECOUPLED_ATTN_FILE, resolve_checkpoint
 from .pipeline import Parts2WholePipeline
 from .weights import DEFAULT_WEIGHTS_DIR, SOURCES, fetch_command
 
@@ -77,7 +77,7 @@ def load_pipeline(
     device = device or default_device()
     check_device(device)
     dtype = dtype or parse_dtype(None, device)
-    checkpoint = checkpoint_folder(weights)
+    checkpoint = resolve_checkpoint(checkpoint_folder(weights))
     components = {}
     vae_folder = checkpoint.parent / SOURCES["sd-vae-ft-mse"].target
     if vae_folder.is_dir():
