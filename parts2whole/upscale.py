@@ -1,0 +1,61 @@
+"""Real-ESRGAN x4plus for small references (the `realesrgan`/`basicsr` packages).
+
+basicsr imports `torchvision.transforms.functional_tensor`, which current torchvision no longer
+has; `import_realesrgan` registers that module name as an alias of the function it needs before
+importing, so the packages work unmodified.
+"""
+
+import importlib.util
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+UPSCALE_FACTOR = 4
+
+
+def import_realesrgan():
+    """(RealESRGANer, RRDBNet), importable with current torchvision."""
+    if importlib.util.find_spec("torchvision.transforms.functional_tensor") is None:
+        from torchvision.transforms import functional
+
+        alias = types.ModuleType("torchvision.transforms.functional_tensor")
+        alias.rgb_to_grayscale = functional.rgb_to_grayscale
+        sys.modules["torchvision.transforms.functional_tensor"] = alias
+    from basicsr.archs.rrdbnet_arch import RRDBNet
+    from realesrgan import RealESRGANer
+
+    return RealESRGANer, RRDBNet
+
+
+class Upscaler:
+    """x4 super-resolution of PIL images, tiled so large images fit in memory.
+
+    The network's depth is read from the weights (x4plus has 23 blocks), half precision is used
+    on a GPU only.
+    """
+
+    def __init__(self, weights: str | Path, device: str = "cpu", tile: int = 256) -> None:
+        RealESRGANer, RRDBNet = import_realesrgan()
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        params = state.get("params_ema", state.get("params", state))
+        num_block = 1 + max(int(key.split(".")[1]) for key in params if key.startswith("body."))
+        num_feat = params["conv_first.weight"].shape[0]
+        network = RRDBNet(num_in_ch=3, num_out_ch=3, num_feat=num_feat, num_block=num_block, num_grow_ch=32, scale=UPSCALE_FACTOR)
+        use_half = torch.device(device).type == "cuda"
+        self.upsampler = RealESRGANer(
+            scale=UPSCALE_FACTOR, model_path=str(weights), model=network, tile=tile, tile_pad=10, pre_pad=0,
+            half=use_half, device=torch.device(device),
+        )
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        """`image` (RGB or RGBA) four times larger; an alpha channel is upscaled too."""
+        rgba = image.mode == "RGBA"
+        array = np.asarray(image.convert("RGBA" if rgba else "RGB"))
+        bgr = array[..., [2, 1, 0, 3]] if rgba else array[..., ::-1]
+        output, _ = self.upsampler.enhance(np.ascontiguousarray(bgr), outscale=UPSCALE_FACTOR)
+        rgb = output[..., [2, 1, 0, 3]] if rgba else output[..., ::-1]
+        return Image.fromarray(np.ascontiguousarray(rgb))
