@@ -167,3 +167,38 @@ def write_released_checkpoint(folder: Path, seed: int = 0, complete_reference: b
     model_index.update({name: ["src.models.authors_own", f"Authors{name.title()}"] for name in components})
     (folder / "model_index.json").write_text(json.dumps(model_index, indent=2))
     return {"components": components, "decoupled": decoupled, "absent_reference_keys": absent}
+
+
+def write_tiny_segformer(folder: Path, seed: int = 0) -> None:
+    """A tiny SegFormer with the clothes parser's 18 classes, saved like `segformer_b2_clothes`."""
+    from transformers import SegformerConfig, SegformerForSemanticSegmentation, SegformerImageProcessor
+
+    classes = ["Background", "Hat", "Hair", "Sunglasses", "Upper-clothes", "Skirt", "Pants", "Dress", "Belt",
+               "Left-shoe", "Right-shoe", "Face", "Left-leg", "Right-leg", "Left-arm", "Right-arm", "Bag", "Scarf"]  # fmt: skip
+    torch.manual_seed(seed)
+    config = SegformerConfig(
+        num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1], hidden_sizes=[8, 16], num_attention_heads=[1, 2],
+        patch_sizes=[7, 3], strides=[4, 2], decoder_hidden_size=16, num_labels=len(classes),
+        id2label=dict(enumerate(classes)), label2id={name: i for i, name in enumerate(classes)},
+    )
+    SegformerForSemanticSegmentation(config).save_pretrained(folder)
+    SegformerImageProcessor(size={"height": 64, "width": 64}).save_pretrained(folder)
+
+
+def write_tiny_realesrgan(path: Path, seed: int = 0) -> None:
+    """An RRDBNet x4 with one block and 8 features, saved like RealESRGAN_x4plus.pth ({'params_ema': ...})."""
+    from parts2whole.upscale import import_realesrgan
+
+    _, RRDBNet = import_realesrgan()
+    torch.manual_seed(seed)
+    network = RRDBNet(num_in_ch=3, num_out_ch=3, num_feat=8, num_block=1, num_grow_ch=32, scale=4)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"params_ema": network.state_dict()}, path)
+
+
+def write_demo_weights(root: Path) -> Path:
+    """Everything the demo uses, tiny, in the pretrained_weights/ layout; returns `root`."""
+    write_released_checkpoint(root / "parts2whole")
+    write_tiny_segformer(root / "segformer_b2_clothes")
+    write_tiny_realesrgan(root / "RealESRGAN_x4plus.pth")
+    return root

@@ -1,0 +1,49 @@
+"""The example gallery: every folder of examples/ with an example.json (the command line's format)."""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageOps
+
+from parts2whole.densepose import densepose_preview
+from parts2whole.labels import order_labels
+
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
+THUMBNAIL_HEIGHT = 240
+
+
+@dataclass
+class Example:
+    name: str
+    settings: dict  # example.json, its paths made absolute
+    thumbnail: Image.Image
+
+
+def load_examples(root: Path = EXAMPLES_DIR) -> list[Example]:
+    examples = []
+    for path in sorted(root.glob("*/example.json")):
+        settings = json.loads(path.read_text())
+        for group in ("appearance", "mask", "structure"):
+            settings[group] = {key: str((path.parent / value).resolve()) for key, value in settings.get(group, {}).items()}
+        examples.append(Example(path.parent.name, settings, thumbnail(settings)))
+    return examples
+
+
+def load_poses(root: Path = EXAMPLES_DIR) -> list[Path]:
+    """The pose gallery: examples/poses/*.png."""
+    return sorted((root / "poses").glob("*.png"))
+
+
+def thumbnail(settings: dict, height: int = THUMBNAIL_HEIGHT) -> Image.Image:
+    """The pose in false colour on the left, the parts in a two-column grid on the right."""
+    pose = densepose_preview(Image.open(settings["structure"]["densepose"]))
+    parts = [Image.open(settings["appearance"][label]) for label in order_labels(settings["appearance"])]
+    cell = height // 3
+    sheet = Image.new("RGBA", (height * 2 // 3 + 2 * cell, height), (238, 238, 242, 255))
+    sheet.alpha_composite(ImageOps.contain(pose.convert("RGBA"), (height * 2 // 3, height)))
+    for index, part in enumerate(parts):
+        tile = ImageOps.contain(part.convert("RGBA"), (cell - 4, cell - 4))
+        column, row = index % 2, index // 2
+        sheet.alpha_composite(tile, (height * 2 // 3 + column * cell + (cell - tile.width) // 2, row * cell + (cell - tile.height) // 2))
+    return sheet.convert("RGB")

@@ -1,0 +1,226 @@
+"""What each control of the demo does. Model work goes through `ui.models.Models`; problems become
+`gr.Error` (the action stops) or `gr.Warning` / `gr.Info` (it goes on)."""
+
+import random
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from parts2whole.densepose import densepose_preview, densepose_problems
+from parts2whole.labels import LABEL_FOLDERS, PART_LABELS
+from parts2whole.preprocess import load_image, to_rgba
+from parts2whole.weights import fetch_command
+
+from . import settings
+from .examples import Example
+from .gpu import gpu_task
+from .models import Models, UserFacingError
+
+PART_MASK, WHOLE_IMAGE = "Part mask", "Whole image"
+MASK_MODES = (PART_MASK, WHOLE_IMAGE)
+
+
+def editor_value(reference: Image.Image | None, mask: Image.Image | None = None) -> dict:
+    """An ImageEditor value: the reference as background, the mask as a coloured, half-transparent
+    layer, and their composite (which the editor shows)."""
+    if reference is None:
+        return {"background": None, "layers": [], "composite": None}
+    layers = [] if mask is None else [mask_overlay(mask.resize(reference.size, Image.Resampling.NEAREST))]
+    composite = reference.copy()
+    for layer in layers:
+        composite.alpha_composite(layer)
+    return {"background": reference, "layers": layers, "composite": composite}
+
+
+def mask_overlay(mask: Image.Image) -> Image.Image:
+    alpha = np.asarray(mask.convert("L")) > 127
+    overlay = np.zeros((*alpha.shape, 4), dtype=np.uint8)
+    overlay[alpha] = (*settings.MASK_COLOUR, 160)
+    return Image.fromarray(overlay, mode="RGBA")
+
+
+def mask_from_layers(layers: list[Image.Image] | None, size: tuple[int, int]) -> Image.Image | None:
+    """White wherever any layer has paint, at `size`; None when nothing is painted."""
+    painted = np.zeros((size[1], size[0]), dtype=bool)
+    for layer in layers or []:
+        painted |= np.asarray(layer.convert("RGBA").resize(size, Image.Resampling.NEAREST))[..., 3] > 0
+    if not painted.any():
+        return None
+    return Image.fromarray(painted.astype(np.uint8) * 255, mode="L")
+
+
+def has_transparency(image: Image.Image) -> bool:
+    return image.mode == "RGBA" and image.getchannel("A").getextrema()[0] < 255
+
+
+def reference_of(value: dict | None) -> Image.Image | None:
+    background = (value or {}).get("background")
+    return None if background is None else to_rgba(background)
+
+
+@dataclass
+class Handlers:
+    models: Models
+    examples: list[Example]
+    poses: list[Path]
+
+    # ------------------------------------------------------------------------ reference slots
+
+    @gpu_task(duration=60)
+    def reference_uploaded(self, label: str, image: Image.Image | None) -> tuple[dict, str]:
+        """Upscale a small reference, then mask the part (or keep its own transparency)."""
+        if image is None:
+            return editor_value(None), PART_MASK
+        try:
+            reference = to_rgba(load_image(image, f"The {label} image"))
+        except ValueError as error:
+            gr.Warning(str(error))
+            return editor_value(None), PART_MASK
+        if min(reference.size) < settings.UPSCALE_BELOW and self.models.has_upscaler():
+            reference = self._upscale(reference)
+            gr.Info(f"The {label} image was small; it is upscaled x4 to {reference.width}x{reference.height}.")
+        if has_transparency(reference):
+            gr.Info(f"The {label} image has transparency: it is used as the mask.")
+            return editor_value(reference), WHOLE_IMAGE
+        return self._masked(label, reference)
+
+    @gpu_task(duration=60)
+    def automatic_mask(self, label: str, value: dict | None) -> tuple[dict, str]:
+        reference = reference_of(value)
+        if reference is None:
+            raise gr.Error(f"Upload a {label} image first.")
+        return self._masked(label, reference)
+
+    @gpu_task(duration=60)
+    def upscale(self, label: str, value: dict | None) -> dict:
+        reference = reference_of(value)
+        if reference is None:
+            raise gr.Error(f"Upload a {label} image first.")
+        mask = mask_from_layers(value.get("layers"), reference.size)
+        upscaled = self._upscale(reference)
+        return editor_value(upscaled, mask.resize(upscaled.size, Image.Resampling.NEAREST) if mask else None)
+
+    def _upscale(self, reference: Image.Image) -> Image.Image:
+        try:
+            return self.models.upscale(reference)
+        except UserFacingError as error:
+            raise gr.Error(str(error)) from None
+
+    def _masked(self, label: str, reference: Image.Image) -> tuple[dict, str]:
+        masker = self.models.masker()
+        if masker is None:
+            gr.Info(
+                f"No automatic mask: the SegFormer weights are missing (`{fetch_command('segformer')}` fetches "
+                f"them). Paint the {label} by hand, or keep '{WHOLE_IMAGE}'."
+            )
+            return editor_value(reference), WHOLE_IMAGE
+        mask = masker(reference, label)
+        if not np.asarray(mask).any():
+            gr.Warning(f"No {label} was found in the image: paint the part by hand, or choose '{WHOLE_IMAGE}'.")
+            return editor_value(reference), WHOLE_IMAGE
+        return editor_value(reference, mask), PART_MASK
+
+    # ------------------------------------------------------------------------------------ pose
+
+    def pose_uploaded(self, pose: Image.Image | None) -> Image.Image | None:
+        if pose is None:
+            return None
+        problems = densepose_problems(pose)
+        if problems:
+            gr.Warning("This does not look like a DensePose map: " + "; ".join(problems) + ".")
+        return densepose_preview(pose)
+
+    def pose_picked(self, event: gr.SelectData) -> tuple[Image.Image, Image.Image]:
+        pose = Image.open(self.poses[event.index]).convert("RGB")
+        return pose, densepose_preview(pose)
+
+    # -------------------------------------------------------------------------------- examples
+
+    def example_picked(self, event: gr.SelectData) -> list:
+        """The uploads, the (mask, mode) of every slot, the pose and the settings of the example clicked."""
+        example = self.examples[event.index].settings
+        uploads, slots = [], []
+        for label in PART_LABELS:
+            path = example["appearance"].get(label)
+            if path is None:
+                uploads.append(None)
+                slots += [editor_value(None), PART_MASK]
+                continue
+            reference = to_rgba(load_image(path, label))
+            mask_path = example["mask"].get(label)
+            mask = load_image(mask_path, label).convert("L") if mask_path else None
+            uploads.append(reference)
+            slots += [editor_value(reference, mask), PART_MASK if mask else WHOLE_IMAGE]
+        pose = load_image(example["structure"]["densepose"], "pose").convert("RGB")
+        scheduler = next(shown for shown, name in settings.SCHEDULER_CHOICES.items() if name == example.get("scheduler", "ddim"))
+        return uploads + slots + [
+            pose, densepose_preview(pose), example.get("prompt", ""), example.get("negative_prompt", ""),
+            example.get("seed", 0), False, example.get("steps", 50), example.get("guidance_scale", 7.5),
+            example.get("height", 768), example.get("width", 512), example.get("num_images", 1), scheduler,
+        ]
+
+    # ------------------------------------------------------------------------------ generation
+
+    @staticmethod
+    def random_seed() -> int:
+        return random.randrange(2**31)
+
+    @gpu_task(duration=180)
+    def generate(
+        self,
+        *values,
+        progress: gr.Progress = gr.Progress(track_tqdm=True),
+    ) -> tuple[list[tuple[str, str]], int, list[str], str, str]:
+        """values: (editor, mode) for each PART_LABELS slot, then pose, prompt, negative prompt, seed,
+        randomize, steps, guidance, height, width, number of images, scheduler."""
+        slots = values[: 2 * len(PART_LABELS)]
+        pose, prompt, negative, seed, randomize, steps, guidance, height, width, num_images, scheduler = values[2 * len(PART_LABELS) :]
+        run = settings.OUTPUT_DIR / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        run.mkdir(parents=True, exist_ok=True)
+        appearance, masks = {}, {}
+        for label, value, mode in zip(PART_LABELS, slots[0::2], slots[1::2]):
+            reference = reference_of(value)
+            if reference is None:
+                continue
+            appearance[label] = str(run / f"{LABEL_FOLDERS[label]}.png")
+            reference.save(appearance[label])
+            if mode == PART_MASK:
+                mask = mask_from_layers(value.get("layers"), reference.size)
+                if mask is None:
+                    raise gr.Error(
+                        f"The {label} mask is empty: paint the part, press 'Automatic mask', or choose '{WHOLE_IMAGE}'."
+                    )
+                masks[label] = str(run / f"{LABEL_FOLDERS[label]}_mask.png")
+                mask.save(masks[label])
+        if not appearance:
+            raise gr.Error("Add at least one part: upload a reference image into one of the part slots.")
+        if pose is None:
+            raise gr.Error("Add a pose: upload a DensePose map or pick one from the pose gallery.")
+        structure = {"densepose": str(run / "densepose.png")}
+        pose.convert("RGB").save(structure["densepose"])
+        job = {
+            "appearance": appearance, "mask": masks, "structure": structure,
+            "prompt": prompt or "", "negative_prompt": negative or "",
+            "seed": self.random_seed() if randomize else int(seed),
+            "height": int(height), "width": int(width), "steps": int(steps), "guidance_scale": float(guidance),
+            "num_images": int(num_images), "scheduler": settings.SCHEDULER_CHOICES[scheduler],
+        }  # fmt: skip
+        progress(0, desc="Loading the model (first time only) ...")
+        try:
+            images = self.models.generate(job, run)
+        except UserFacingError as error:
+            raise gr.Error(str(error)) from None
+        settings_texts = [image.with_suffix(".json").read_text() for image in images]
+        archive = shutil.make_archive(str(run), "zip", run)
+        gallery = [(str(image), f"seed {job['seed'] + index}") for index, image in enumerate(images)]
+        return gallery, job["seed"], settings_texts, settings_texts[0], archive
+
+    @staticmethod
+    def result_picked(settings_texts: list[str], event: gr.SelectData) -> str:
+        return settings_texts[event.index]

@@ -1,0 +1,133 @@
+"""The page: part slots, pose, generation panel, results and the example gallery. No model code here."""
+
+from functools import partial
+import gradio as gr
+
+from parts2whole.labels import PART_LABELS
+
+from . import settings
+from .handlers import MASK_MODES, PART_MASK, Handlers, editor_value
+
+TITLE = "Parts2Whole"
+DESCRIPTION = """
+Generate a person from reference images of their **parts** and a **pose**
+([paper](https://arxiv.org/abs/2404.15267)). Fill any of the six part slots: the part is masked
+automatically (paint over the mask or erase it to correct it), small images are upscaled. Pick a
+pose, describe the person, and generate. Click an example to fill everything at once.
+"""
+CSS = """
+.slot {min-width: 220px}
+#status {border-left: 4px solid #e6a23c; padding-left: 12px}
+.slot-title {padding: 6px 10px 0}
+"""
+
+
+def part_slot(label: str) -> tuple[gr.Image, gr.ImageEditor, gr.Radio, gr.Button, gr.Button]:
+    """An upload for the reference, and the mask over it as a layer to paint or erase."""
+    with gr.Group(elem_classes="slot"):
+        gr.Markdown(f"**{label.capitalize()}**", elem_classes="slot-title")
+        upload = gr.Image(
+            label=f"{label} reference", show_label=False, type="pil", image_mode=None, height=150,
+            sources=("upload", "clipboard", "webcam"), elem_id=f"upload-{label.replace(' ', '-')}",
+        )
+        editor = gr.ImageEditor(
+            label=f"{label} mask",
+            show_label=False,
+            type="pil",
+            image_mode="RGBA",
+            format="png",
+            sources=(),
+            transforms=(),
+            layers=False,
+            brush=gr.Brush(colors=["#%02x%02x%02x" % settings.MASK_COLOUR], color_mode="fixed"),
+            eraser=gr.Eraser(),
+            height=260,
+            placeholder="The mask appears here: paint to add, erase to remove.",
+            elem_id=f"mask-{label.replace(' ', '-')}",
+        )
+        mode = gr.Radio(list(MASK_MODES), value=PART_MASK, show_label=False, container=False)
+        with gr.Row():
+            auto_mask = gr.Button("Automatic mask", size="sm")
+            upscale = gr.Button("Upscale x4", size="sm")
+    return upload, editor, mode, auto_mask, upscale
+
+
+def build_demo(handlers: Handlers) -> gr.Blocks:
+    with gr.Blocks(title=TITLE) as demo:
+        gr.Markdown(f"# {TITLE}\n{DESCRIPTION}")
+        status = handlers.models.status()
+        gr.Markdown("\n".join(f"- {line}" for line in status), elem_id="status", visible=bool(status))
+
+        example_gallery = gr.Gallery(
+            [(example.thumbnail, example.name.replace("_", " ")) for example in handlers.examples],
+            label="Examples: click one to fill every slot",
+            columns=max(len(handlers.examples), 3), height=230, allow_preview=False, object_fit="contain",
+            elem_id="examples",
+        )
+
+        with gr.Row():
+            with gr.Column(scale=3):
+                gr.Markdown("### Parts")
+                slots = []
+                for row_labels in (PART_LABELS[:3], PART_LABELS[3:]):
+                    with gr.Row():
+                        for label in row_labels:
+                            slots.append((label, *part_slot(label)))
+            with gr.Column(scale=2):
+                gr.Markdown("### Pose")
+                with gr.Row():
+                    pose = gr.Image(label="DensePose map", type="pil", image_mode="RGB", sources=("upload", "clipboard"), height=300, elem_id="pose")
+                    pose_preview = gr.Image(label="Body parts", interactive=False, height=300)
+                pose_gallery = gr.Gallery(
+                    [(str(path), path.stem.replace("_", " ")) for path in handlers.poses],
+                    label="Or pick a pose", columns=4, height=150, allow_preview=False, object_fit="contain",
+                )
+
+        with gr.Row():
+            with gr.Column(scale=3):
+                prompt = gr.Textbox(label="Prompt", placeholder="a woman in a red dress, full body, studio photo")
+                negative = gr.Textbox(label="Negative prompt", placeholder="blurry, deformed hands")
+                with gr.Row():
+                    seed = gr.Number(label="Seed", value=42, precision=0, minimum=0, maximum=2**31 - 1)
+                    randomize = gr.Checkbox(label="Random seed", value=True)
+                with gr.Accordion("Settings", open=False):
+                    with gr.Row():
+                        steps = gr.Slider(1, settings.MAX_STEPS, value=50, step=1, label="Steps")
+                        guidance = gr.Slider(1.0, 15.0, value=7.5, step=0.5, label="Guidance scale")
+                    with gr.Row():
+                        height = gr.Slider(256, settings.MAX_SIDE, value=768, step=8, label="Height")
+                        width = gr.Slider(256, settings.MAX_SIDE, value=512, step=8, label="Width")
+                    with gr.Row():
+                        num_images = gr.Slider(1, settings.MAX_IMAGES, value=1, step=1, label="Images")
+                        scheduler = gr.Dropdown(list(settings.SCHEDULER_CHOICES), value="DDIM", label="Scheduler")
+                run = gr.Button("Generate", variant="primary", elem_id="generate")
+            with gr.Column(scale=2):
+                results = gr.Gallery(label="Results", columns=2, height=420, format="png", elem_id="results", buttons=["download", "fullscreen"])
+                result_settings = gr.Code(label="Settings of the selected result (python -m parts2whole SETTINGS.json --out DIR)", language="json")
+                archive = gr.File(label="This run: inputs, images and settings")
+        settings_texts = gr.State([])
+
+        slot_values = [component for _, _, editor, mode, _, _ in slots for component in (editor, mode)]
+        uploads = [upload for _, upload, *_ in slots]
+        for label, upload, editor, mode, auto_mask, upscale in slots:
+            upload.upload(partial(handlers.reference_uploaded, label), upload, [editor, mode])
+            upload.clear(lambda: (editor_value(None), PART_MASK), None, [editor, mode])
+            auto_mask.click(partial(handlers.automatic_mask, label), editor, [editor, mode])
+            upscale.click(partial(handlers.upscale, label), editor, editor)
+
+        pose.upload(handlers.pose_uploaded, pose, pose_preview)
+        pose.clear(lambda: None, None, pose_preview)
+        pose_gallery.select(handlers.pose_picked, None, [pose, pose_preview])
+        example_gallery.select(
+            handlers.example_picked, None,
+            uploads + slot_values + [pose, pose_preview, prompt, negative, seed, randomize, steps, guidance, height, width, num_images, scheduler],
+        )
+        run.click(
+            handlers.generate,
+            slot_values + [pose, prompt, negative, seed, randomize, steps, guidance, height, width, num_images, scheduler],
+            [results, seed, settings_texts, result_settings, archive],
+            concurrency_limit=settings.GENERATION_CONCURRENCY,
+            api_name="generate",
+        )
+        results.select(handlers.result_picked, settings_texts, result_settings)
+    return demo

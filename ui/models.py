@@ -1,0 +1,132 @@
+"""The models behind the demo, loaded once on first use and shared by every session.
+
+Nothing here knows Gradio: problems are raised as exceptions whose message is a sentence for
+the user (`UserFacingError`), and handlers.py shows them.
+"""
+
+import threading
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from parts2whole.jobs import generate, schedulers_for, write_results
+from parts2whole.loading import WeightsNotFoundError, missing_checkpoint_parts
+from parts2whole.part_masks import PartMasker
+from parts2whole.pipeline import Parts2WholePipeline
+from parts2whole.runtime import checkpoint_folder, load_pipeline
+from parts2whole.upscale import Upscaler
+from parts2whole.weights import SOURCES, fetch_command
+
+OUT_OF_MEMORY = (
+    "The GPU ran out of memory. Try a smaller size or fewer images, or restart the demo with "
+    "`python app.py --low-vram`."
+)
+
+
+class UserFacingError(Exception):
+    """A problem the user can act on; the message says how."""
+
+
+class Models:
+    """Lazy, thread-safe access to the pipeline, the part masker and the upscaler."""
+
+    def __init__(self, weights: str | Path, device: str, dtype: torch.dtype, low_vram: bool = False) -> None:
+        self.weights = Path(weights)
+        self.device = device
+        self.dtype = dtype
+        self.low_vram = low_vram
+        self._lock = threading.Lock()
+        self._pipeline: Parts2WholePipeline | None = None
+        self._schedulers: dict = {}
+        self._masker: PartMasker | None = None
+        self._upscaler: Upscaler | None = None
+
+    # --------------------------------------------------------------------------- what is there
+
+    def segformer_folder(self) -> Path:
+        return self._beside_checkpoint("segformer")
+
+    def realesrgan_file(self) -> Path:
+        return self._beside_checkpoint("realesrgan")
+
+    def _beside_checkpoint(self, name: str) -> Path:
+        return checkpoint_folder(self.weights).parent / SOURCES[name].target
+
+    def has_pipeline(self) -> bool:
+        return not missing_checkpoint_parts(checkpoint_folder(self.weights))
+
+    def has_masker(self) -> bool:
+        return (self.segformer_folder() / "config.json").is_file()
+
+    def has_upscaler(self) -> bool:
+        return self.realesrgan_file().is_file()
+
+    def status(self) -> list[str]:
+        """One sentence per missing set of weights: what is off and the command that fixes it."""
+        lines = []
+        if not self.has_pipeline():
+            lines.append(f"Generation is off: the Parts2Whole weights are missing. Run `{fetch_command('parts2whole')}`.")
+        if not self.has_masker():
+            lines.append(f"Automatic masks are off (draw them by hand). Run `{fetch_command('segformer')}`.")
+        if not self.has_upscaler():
+            lines.append(f"Upscaling is off. Run `{fetch_command('realesrgan')}`.")
+        return lines
+
+    # ------------------------------------------------------------------------------ the models
+
+    def pipeline(self) -> Parts2WholePipeline:
+        with self._lock:
+            if self._pipeline is None:
+                try:
+                    self._pipeline = load_pipeline(self.weights, self.device, self.dtype, self.low_vram)
+                except WeightsNotFoundError as error:
+                    raise UserFacingError(str(error)) from None
+                self._pipeline.set_progress_bar_config(desc="Denoising")
+                self._schedulers = schedulers_for(self._pipeline)
+            return self._pipeline
+
+    def masker(self) -> PartMasker | None:
+        """The SegFormer part masker, or None when its weights are missing."""
+        with self._lock:
+            if self._masker is None and self.has_masker():
+                self._masker = PartMasker(self.segformer_folder(), self.device)
+            return self._masker
+
+    def upscaler(self) -> Upscaler | None:
+        """The Real-ESRGAN upscaler, or None when its weights are missing."""
+        with self._lock:
+            if self._upscaler is None and self.has_upscaler():
+                self._upscaler = Upscaler(self.realesrgan_file(), self.device)
+            return self._upscaler
+
+    def preload(self) -> None:
+        """Load every model whose weights are present (at start-up on a Space)."""
+        if self.has_pipeline():
+            self.pipeline()
+        self.masker()
+        self.upscaler()
+
+    # ------------------------------------------------------------------------------ the work
+
+    def generate(self, settings: dict, out: Path) -> list[Path]:
+        """Run one input (the command line's format, absolute paths); write its images and settings."""
+        pipe = self.pipeline()
+        try:
+            images = generate(pipe, settings, self._schedulers)
+        except ValueError as error:
+            raise UserFacingError(str(error)) from None
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            raise UserFacingError(OUT_OF_MEMORY) from None
+        return write_results(images, settings, out, "result")
+
+    def upscale(self, image: Image.Image) -> Image.Image:
+        upscaler = self.upscaler()
+        if upscaler is None:
+            raise UserFacingError(f"Upscaling needs the Real-ESRGAN weights: run `{fetch_command('realesrgan')}`.")
+        try:
+            return upscaler(image)
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            raise UserFacingError(OUT_OF_MEMORY) from None

@@ -1,0 +1,19 @@
+"""The demo's limits and defaults; the P2W_* environment variables override them (e.g. on a Space)."""
+
+import os
+from pathlib import Path
+
+MAX_SIDE = int(os.environ.get("P2W_MAX_SIDE", "1024"))
+"""Largest height or width offered for the generated image."""
+MAX_IMAGES = int(os.environ.get("P2W_MAX_IMAGES", "4"))
+MAX_STEPS = int(os.environ.get("P2W_MAX_STEPS", "100"))
+UPSCALE_BELOW = int(os.environ.get("P2W_UPSCALE_BELOW", "256"))
+"""References whose shorter side is below this many pixels are upscaled x4 on upload."""
+GENERATION_CONCURRENCY = int(os.environ.get("P2W_GENERATION_CONCURRENCY", "1"))
+"""Generations run at once: one fits a GPU; more only queue faster on a big one."""
+OUTPUT_DIR = Path(os.environ.get("P2W_OUTPUT_DIR", "outputs"))
+"""Each generation's inputs, images and settings are kept in a folder here."""
+SCHEDULER_CHOICES = {"DDIM": "ddim", "DPM++ 2M": "dpm++2m"}
+"""Shown name -> the command line's scheduler name."""
+MASK_COLOUR = (255, 51, 102)
+"""Colour of the mask overlay and of the brush."""
