@@ -19,12 +19,13 @@ UPSCALE_FACTOR = 4
 
 def import_realesrgan():
     """(RealESRGANer, RRDBNet), importable with current torchvision."""
-    if importlib.util.find_spec("torchvision.transforms.functional_tensor") is None:
+    name = "torchvision.transforms.functional_tensor"
+    if name not in sys.modules and importlib.util.find_spec(name) is None:
         from torchvision.transforms import functional
 
-        alias = types.ModuleType("torchvision.transforms.functional_tensor")
+        alias = types.ModuleType(name)
         alias.rgb_to_grayscale = functional.rgb_to_grayscale
-        sys.modules["torchvision.transforms.functional_tensor"] = alias
+        sys.modules[name] = alias
     from basicsr.archs.rrdbnet_arch import RRDBNet
     from realesrgan import RealESRGANer
 

@@ -3,7 +3,7 @@
 from functools import partial
 import gradio as gr
 
-from parts2whole.labels import PART_LABELS
+from parts2whole.labels import LABEL_FOLDERS, PART_LABELS
 
 from . import settings
 from .handlers import MASK_MODES, PART_MASK, Handlers, editor_value
@@ -110,16 +110,17 @@ def build_demo(handlers: Handlers) -> gr.Blocks:
         slot_values = [component for _, _, editor, mode, _, _ in slots for component in (editor, mode)]
         uploads = [upload for _, upload, *_ in slots]
         for label, upload, editor, mode, auto_mask, upscale in slots:
-            upload.upload(partial(handlers.reference_uploaded, label), upload, [editor, mode])
-            upload.clear(lambda: (editor_value(None), PART_MASK), None, [editor, mode])
-            auto_mask.click(partial(handlers.automatic_mask, label), editor, [editor, mode])
-            upscale.click(partial(handlers.upscale, label), editor, editor)
+            name = LABEL_FOLDERS[label]
+            upload.upload(partial(handlers.reference_uploaded, label), upload, [editor, mode], api_name=f"reference_{name}")
+            upload.clear(lambda: (editor_value(None), PART_MASK), None, [editor, mode], api_visibility="private")
+            auto_mask.click(partial(handlers.automatic_mask, label), editor, [editor, mode], api_name=f"mask_{name}")
+            upscale.click(partial(handlers.upscale, label), editor, editor, api_name=f"upscale_{name}")
 
-        pose.upload(handlers.pose_uploaded, pose, pose_preview)
-        pose.clear(lambda: None, None, pose_preview)
-        pose_gallery.select(handlers.pose_picked, None, [pose, pose_preview])
+        pose.upload(handlers.pose_uploaded, pose, pose_preview, api_name="check_pose")
+        pose.clear(lambda: None, None, pose_preview, api_visibility="private")
+        pose_gallery.select(handlers.pose_picked, None, [pose, pose_preview], api_visibility="private")
         example_gallery.select(
-            handlers.example_picked, None,
+            handlers.example_picked, None, api_visibility="private", outputs=
             uploads + slot_values + [pose, pose_preview, prompt, negative, seed, randomize, steps, guidance, height, width, num_images, scheduler],
         )
         run.click(
@@ -129,5 +130,5 @@ def build_demo(handlers: Handlers) -> gr.Blocks:
             concurrency_limit=settings.GENERATION_CONCURRENCY,
             api_name="generate",
         )
-        results.select(handlers.result_picked, settings_texts, result_settings)
+        results.select(handlers.result_picked, settings_texts, result_settings, api_visibility="private")
     return demo

@@ -1,0 +1,54 @@
+"""`python app.py` started as a real process on a free port, with tiny weights (a pytest fixture)."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tiny_models import write_demo_weights
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_app(weights: Path, outputs: Path, log: Path) -> tuple[subprocess.Popen, str, float]:
+    """Start the demo; returns the process, its URL and the seconds until its page answered."""
+    port = free_port()
+    env = {**os.environ, "P2W_OUTPUT_DIR": str(outputs), "GRADIO_ANALYTICS_ENABLED": "False"}
+    command = [sys.executable, "app.py", "--weights", str(weights), "--port", str(port), "--device", "cpu"]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    while time.perf_counter() - started < 180:
+        if process.poll() is not None:
+            raise RuntimeError(f"app.py exited early:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return process, url, time.perf_counter() - started
+        except OSError:
+            time.sleep(0.5)
+    process.kill()
+    raise RuntimeError(f"app.py did not answer within 180 s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def running_app(tmp_path_factory):
+    """(url, outputs folder, seconds to answer) of a demo serving tiny weights."""
+    root = tmp_path_factory.mktemp("app")
+    weights = write_demo_weights(root / "pretrained_weights")
+    process, url, seconds = start_app(weights, root / "outputs", root / "app.log")
+    print(f"\npython app.py answered after {seconds:.1f} s")
+    yield url, root / "outputs", seconds
+    process.terminate()
+    process.wait(timeout=30)

@@ -1,0 +1,78 @@
+"""DensePose checks, SegFormer part masks and Real-ESRGAN upscaling, on tiny saved weights."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import noise_image
+from tiny_models import write_tiny_realesrgan, write_tiny_segformer
+from parts2whole.densepose import densepose_preview, densepose_problems, part_palette
+from parts2whole.labels import PART_LABELS
+from parts2whole.part_masks import PART_CLASSES, PartMasker, mask_of
+from parts2whole.upscale import Upscaler
+from ui.examples import load_poses
+
+
+def test_drawn_poses_and_their_jpegs_are_densepose_maps() -> None:
+    for path in load_poses():
+        pose = Image.open(path)
+        assert densepose_problems(pose) == [], path
+        saved = io.BytesIO()
+        pose.save(saved, format="JPEG", quality=75)
+        assert densepose_problems(Image.open(saved)) == [], f"{path} as JPEG"
+
+
+@pytest.mark.parametrize(
+    ("image", "problem"),
+    [
+        (noise_image(0, (64, 64)), "black background"),
+        (Image.new("RGB", (64, 64)), "it shows no body"),
+        (Image.new("RGB", (64, 64), (120, 200, 180)), "black background"),
+    ],
+)
+def test_other_images_are_not(image, problem) -> None:
+    assert any(problem in line for line in densepose_problems(image))
+
+
+def test_out_of_range_part_indices_are_named() -> None:
+    array = np.zeros((64, 64, 3), np.uint8)
+    array[16:48, 16:48] = (100, 100, 200)
+    assert any("above 24" in line for line in densepose_problems(Image.fromarray(array)))
+
+
+def test_preview_colours_each_part_and_keeps_background_black() -> None:
+    array = np.zeros((8, 8, 3), np.uint8)
+    array[:, 4:] = (255, 128, 2)
+    preview = np.asarray(densepose_preview(Image.fromarray(array)))
+    assert not preview[:, :4].any() and (preview[:, 4:] == part_palette()[2]).all()
+    assert len({tuple(colour) for colour in part_palette()}) == 25
+
+
+def test_part_classes_follow_the_parser_labels() -> None:
+    assert set(PART_CLASSES) == set(PART_LABELS)
+    class_map = np.array([[11, 1, 2, 4], [5, 6, 7, 9], [10, 0, 3, 8]])
+    assert np.asarray(mask_of(class_map, "face")).tolist() == [[255, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
+    assert (np.asarray(mask_of(class_map, "whole body clothes")) > 0).sum() == 4
+    assert (np.asarray(mask_of(class_map, "shoes")) > 0).sum() == 2
+
+
+def test_part_masker_runs_the_saved_parser(tmp_path) -> None:
+    write_tiny_segformer(tmp_path / "segformer")
+    masker = PartMasker(tmp_path / "segformer")
+    image = noise_image(1, (50, 70))
+    classes = masker.classes(image)
+    assert classes.shape == (70, 50) and classes.max() < 18
+    mask = masker(image, "upper body clothes")
+    assert mask.mode == "L" and mask.size == (50, 70)
+    assert np.array_equal(np.asarray(mask) > 0, classes == 4)
+
+
+def test_upscaler_reads_the_network_size_from_the_weights(tmp_path) -> None:
+    write_tiny_realesrgan(tmp_path / "RealESRGAN_x4plus.pth")
+    upscaler = Upscaler(tmp_path / "RealESRGAN_x4plus.pth", tile=16)
+    assert len(upscaler.upsampler.model.body) == 1 and upscaler.upsampler.half is False
+    assert upscaler(noise_image(2, (20, 12))).size == (80, 48)
+    rgba = upscaler(noise_image(3, (40, 36)).convert("RGBA"))  # larger than a tile: tiled
+    assert rgba.size == (160, 144) and rgba.mode == "RGBA"

@@ -1,0 +1,186 @@
+"""The demo's handlers on tiny models: slots, masks, upscaling, pose, examples, generation."""
+
+import json
+import zipfile
+
+import gradio as gr
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import densepose_image, noise_image, rectangle_mask
+from tiny_models import write_demo_weights
+from parts2whole.cli import main as cli_main
+from parts2whole.labels import PART_LABELS
+from ui import settings
+from ui.examples import load_examples, load_poses
+from ui.handlers import PART_MASK, WHOLE_IMAGE, Handlers, editor_value, mask_from_layers
+from ui.models import Models
+
+SMALL = dict(steps=2, guidance=7.5, height=64, width=48, num_images=1, scheduler="DDIM")
+
+
+@pytest.fixture(scope="session")
+def demo_weights(tmp_path_factory):
+    return write_demo_weights(tmp_path_factory.mktemp("demo") / "pretrained_weights")
+
+
+@pytest.fixture
+def handlers(demo_weights, tmp_path, monkeypatch) -> Handlers:
+    monkeypatch.setattr(settings, "OUTPUT_DIR", tmp_path / "outputs")
+    return Handlers(Models(demo_weights, "cpu", torch.float32), load_examples(), load_poses())
+
+
+def select(index: int) -> gr.SelectData:
+    return gr.SelectData(None, {"index": index, "value": None})
+
+
+def generate_args(slots: dict, pose, prompt="a person", seed=3, randomize=False, **overrides) -> list:
+    """Positional values of Handlers.generate: (editor, mode) per slot, then the panel's values."""
+    values = []
+    for label in PART_LABELS:
+        values += list(slots.get(label, (editor_value(None), PART_MASK)))
+    panel = {**SMALL, **overrides}
+    return values + [pose, prompt, "", seed, randomize, panel["steps"], panel["guidance"], panel["height"],
+                     panel["width"], panel["num_images"], panel["scheduler"]]  # fmt: skip
+
+
+def test_generation_writes_images_settings_and_an_archive_that_reproduce(handlers, demo_weights, tmp_path) -> None:
+    face = noise_image(1, (40, 50)).convert("RGBA")
+    slots = {
+        "face": (editor_value(face, rectangle_mask(face.size, (0.2, 0.2, 0.8, 0.8))), PART_MASK),
+        "shoes": (editor_value(noise_image(2, (30, 20)).convert("RGBA")), WHOLE_IMAGE),
+    }
+    gallery, seed, texts, shown, archive = handlers.generate(*generate_args(slots, densepose_image(), num_images=2))
+    assert seed == 3 and len(gallery) == 2 and shown == texts[0]
+    assert Image.open(gallery[0][0]).size == (48, 64) and gallery[1][1] == "seed 4"
+    settings_1 = json.loads(texts[1])
+    assert settings_1["seed"] == 4 and settings_1["mask"] == {"face": "face_mask.png"} and "shoes" in settings_1["appearance"]
+    with zipfile.ZipFile(archive) as run:
+        assert {"face.png", "face_mask.png", "shoes.png", "densepose.png", "result_1.png", "result_1.json"} <= set(run.namelist())
+    # the settings shown for a result make that result again from the command line
+    result_json = gallery[1][0].replace(".png", ".json")
+    assert cli_main([result_json, "--out", str(tmp_path / "again"), "--weights", str(demo_weights), "--device", "cpu"]) == 0
+    again = np.asarray(Image.open(tmp_path / "again" / "result_1.png"), dtype=int)
+    assert np.abs(again - np.asarray(Image.open(gallery[1][0]), dtype=int)).max() <= 1
+
+
+def test_random_seed_is_reported(handlers) -> None:
+    slots = {"face": (editor_value(noise_image(1, (40, 50)).convert("RGBA")), WHOLE_IMAGE)}
+    _, seed, texts, _, _ = handlers.generate(*generate_args(slots, densepose_image(), seed=0, randomize=True))
+    assert json.loads(texts[0])["seed"] == seed
+
+
+@pytest.mark.parametrize(
+    ("slots", "pose", "message"),
+    [
+        ({}, "pose", "Add at least one part"),
+        ({"face": "face"}, None, "Add a pose"),
+        ({"face": "empty-mask"}, "pose", "The face mask is empty: paint the part"),
+    ],
+)
+def test_generation_refuses_incomplete_input(handlers, slots, pose, message) -> None:
+    face = noise_image(1, (40, 50)).convert("RGBA")
+    values = {
+        "face": (editor_value(face), WHOLE_IMAGE),
+        "empty-mask": (editor_value(face), PART_MASK),
+    }
+    with pytest.raises(gr.Error, match=message):
+        handlers.generate(*generate_args({label: values[v] for label, v in slots.items()}, densepose_image() if pose else None))
+
+
+def test_bad_settings_from_the_api_are_explained(handlers) -> None:
+    slots = {"face": (editor_value(noise_image(1, (40, 50)).convert("RGBA")), WHOLE_IMAGE)}
+    with pytest.raises(gr.Error, match="`height` must be a positive multiple of 8"):
+        handlers.generate(*generate_args(slots, densepose_image(), height=60))
+
+
+def test_missing_weights_are_named_with_their_fetch_command(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(settings, "OUTPUT_DIR", tmp_path / "outputs")
+    models = Models(tmp_path / "empty", "cpu", torch.float32)
+    assert [line.split("Run ")[1] for line in models.status()] == [
+        "`python download_weights.py --only parts2whole`.",
+        "`python download_weights.py --only segformer`.",
+        "`python download_weights.py --only realesrgan`.",
+    ]
+    bare = Handlers(models, [], [])
+    slots = {"face": (editor_value(noise_image(1, (40, 50)).convert("RGBA")), WHOLE_IMAGE)}
+    with pytest.raises(gr.Error, match="python download_weights.py --only parts2whole"):
+        bare.generate(*generate_args(slots, densepose_image()))
+    with pytest.raises(gr.Error, match="--only realesrgan"):
+        bare.upscale("face", slots["face"][0])
+    value, mode = bare.reference_uploaded("face", noise_image(3, (300, 300)))
+    assert mode == WHOLE_IMAGE and value["background"].size == (300, 300)
+    assert "No automatic mask: the SegFormer weights are missing" in capsys.readouterr().out  # gr.Info
+
+
+def test_small_reference_is_upscaled_and_masked_on_upload(handlers) -> None:
+    value, mode = handlers.reference_uploaded("upper body clothes", noise_image(4, (40, 30)))
+    assert value["background"].size == (160, 120)
+    assert mode in (PART_MASK, WHOLE_IMAGE)
+    assert (mode == PART_MASK) == bool(value["layers"])
+
+
+def test_large_reference_is_not_upscaled_and_transparency_is_its_mask(handlers) -> None:
+    cut_out = noise_image(5, (300, 400)).convert("RGBA")
+    cut_out.putalpha(rectangle_mask(cut_out.size, (0.1, 0.1, 0.9, 0.9)))
+    value, mode = handlers.reference_uploaded("lower body clothes", cut_out)
+    assert value["background"].size == (300, 400) and mode == WHOLE_IMAGE and not value["layers"]
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [(Image.new("RGB", (4, 4)), "too small|at least 8 pixels"), (np.zeros((2, 9, 9, 3), np.uint8), "must be HxW")],
+)
+def test_unusable_upload_warns_and_clears_the_slot(handlers, image, message) -> None:
+    with pytest.warns(UserWarning, match=message):
+        value, mode = handlers.reference_uploaded("face", image)
+    assert value["background"] is None
+
+
+def test_odd_image_modes_upload(handlers) -> None:
+    for image in (Image.new("CMYK", (300, 300), (0, 255, 255, 0)), Image.new("L", (300, 300), 90),
+                  Image.fromarray(np.full((300, 300), 40000, np.uint16))):  # fmt: skip
+        value, _ = handlers.reference_uploaded("face", image)
+        assert value["background"].mode == "RGBA" and value["background"].size == (300, 300)
+
+
+def test_upscale_button_keeps_the_mask_aligned(handlers) -> None:
+    face = noise_image(6, (40, 30)).convert("RGBA")
+    mask = rectangle_mask(face.size, (0.0, 0.0, 0.5, 1.0))
+    upscaled = handlers.upscale("face", editor_value(face, mask))
+    assert upscaled["background"].size == (160, 120)
+    painted = np.asarray(mask_from_layers(upscaled["layers"], (160, 120))) > 0
+    assert painted[:, :80].all() and not painted[:, 80:].any()
+
+
+def test_editor_value_and_mask_round_trip() -> None:
+    reference = noise_image(7, (64, 32)).convert("RGBA")
+    mask = rectangle_mask(reference.size, (0.25, 0.25, 0.75, 0.75))
+    value = editor_value(reference, mask)
+    assert np.array_equal(np.asarray(mask_from_layers(value["layers"], reference.size)), np.asarray(mask))
+    assert value["composite"].getpixel((32, 16)) != reference.getpixel((32, 16))  # the overlay shows
+    assert mask_from_layers([], (8, 8)) is None
+
+
+def test_pose_upload_checks_and_previews(handlers) -> None:
+    preview = handlers.pose_uploaded(densepose_image())
+    assert preview.size == (48, 64)
+    with pytest.warns(UserWarning, match="does not look like a DensePose map: only 0% of it is black"):
+        handlers.pose_uploaded(noise_image(8, (48, 64)))
+    pose, preview = handlers.pose_picked(select(0))
+    assert pose.size == (512, 768) and preview.size == (512, 768)
+
+
+def test_every_example_fills_every_slot(handlers) -> None:
+    assert [example.name for example in handlers.examples] == ["arms_out", "casual", "red_dress"]
+    for index, example in enumerate(handlers.examples):
+        values = handlers.example_picked(select(index))
+        uploads, slots, rest = values[:6], values[6:18], values[18:]
+        for label, upload, value, mode in zip(PART_LABELS, uploads, slots[0::2], slots[1::2]):
+            present = label in example.settings["appearance"]
+            assert (upload is not None) == present and (value["background"] is not None) == present
+            assert not present or (mode == PART_MASK) == (label in example.settings["mask"])
+        assert rest[2] == example.settings["prompt"] and rest[4] == example.settings["seed"] and rest[5] is False
+        assert rest[-1] == "DDIM"
