@@ -85,25 +85,25 @@ def build_demo(handlers: Handlers) -> gr.Blocks:
 
         with gr.Row():
             with gr.Column(scale=3):
-                prompt = gr.Textbox(label="Prompt", placeholder="a woman in a red dress, full body, studio photo")
+                prompt = gr.Textbox(label="Prompt", placeholder="a woman in a red dress, full body, studio photo", elem_id="prompt")
                 negative = gr.Textbox(label="Negative prompt", placeholder="blurry, deformed hands")
                 with gr.Row():
                     seed = gr.Number(label="Seed", value=42, precision=0, minimum=0, maximum=2**31 - 1)
                     randomize = gr.Checkbox(label="Random seed", value=True)
-                with gr.Accordion("Settings", open=False):
+                with gr.Accordion("Settings", open=False, elem_id="settings"):
                     with gr.Row():
-                        steps = gr.Slider(1, settings.MAX_STEPS, value=50, step=1, label="Steps")
+                        steps = gr.Slider(1, settings.MAX_STEPS, value=50, step=1, label="Steps", elem_id="steps")
                         guidance = gr.Slider(1.0, 15.0, value=7.5, step=0.5, label="Guidance scale")
                     with gr.Row():
-                        height = gr.Slider(256, settings.MAX_SIDE, value=768, step=8, label="Height")
-                        width = gr.Slider(256, settings.MAX_SIDE, value=512, step=8, label="Width")
+                        height = gr.Slider(256, settings.MAX_SIDE, value=768, step=8, label="Height", elem_id="height")
+                        width = gr.Slider(256, settings.MAX_SIDE, value=512, step=8, label="Width", elem_id="width")
                     with gr.Row():
                         num_images = gr.Slider(1, settings.MAX_IMAGES, value=1, step=1, label="Images")
                         scheduler = gr.Dropdown(list(settings.SCHEDULER_CHOICES), value="DDIM", label="Scheduler")
                 run = gr.Button("Generate", variant="primary", elem_id="generate")
             with gr.Column(scale=2):
                 results = gr.Gallery(label="Results", columns=2, height=420, format="png", elem_id="results", buttons=["download", "fullscreen"])
-                result_settings = gr.Code(label="Settings of the selected result (python -m parts2whole SETTINGS.json --out DIR)", language="json")
+                result_settings = gr.Code(label="Settings of the selected result (python -m parts2whole SETTINGS.json --out DIR)", language="json", elem_id="result-settings")
                 archive = gr.File(label="This run: inputs, images and settings")
         settings_texts = gr.State([])
 

@@ -1,0 +1,58 @@
+"""The demo in Debian's chromium, driven by Playwright: open, click an example, generate, screenshot.
+
+Skipped outside CI when chromium is missing; in CI (.ci/run installs it) a missing browser fails.
+
+Screenshots go to $P2W_SCREENSHOT_DIR when it is set (docs/screenshots/ for the record), else to
+the test's temporary folder.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from app_server import running_app  # noqa: F401  (fixture)
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="Debian's chromium is not installed")
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def set_slider(page, elem_id: str, value: int) -> None:
+    field = page.locator(f"#{elem_id} input[type=number]")
+    field.fill(str(value))
+    field.press("Enter")
+
+
+def test_click_an_example_generate_and_screenshot(running_app, tmp_path) -> None:  # noqa: F811
+    url = running_app[0]
+    shots = Path(os.environ.get("P2W_SCREENSHOT_DIR", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        page.wait_for_selector("#generate", timeout=60_000)
+        page.screenshot(path=shots / "1-empty.png", full_page=True)
+
+        page.locator("#examples button.thumbnail-item").nth(1).click()  # "casual"
+        page.wait_for_function(
+            "document.querySelector('#prompt textarea').value.includes('striped t-shirt')", timeout=30_000
+        )
+        page.wait_for_selector("#mask-face canvas", timeout=30_000)
+        page.screenshot(path=shots / "2-example.png", full_page=True)
+
+        page.locator("#settings").click()
+        set_slider(page, "steps", 2)
+        set_slider(page, "height", 256)
+        set_slider(page, "width", 256)
+        page.locator("#generate").click()
+        page.wait_for_selector("#results img", timeout=120_000)
+        page.wait_for_function(
+            "document.querySelector('#result-settings').innerText.includes('\"steps\": 2')", timeout=30_000
+        )
+        page.screenshot(path=shots / "3-result.png", full_page=True)
+        browser.close()
+    assert all((shots / name).stat().st_size > 10_000 for name in ("1-empty.png", "2-example.png", "3-result.png"))
