@@ -36,7 +36,10 @@ def main() -> int:
     models = Models(args.weights, device, parse_dtype(args.dtype, device), args.low_vram)
     if os.environ.get("SPACE_ID"):  # on a Hugging Face Space: fetch what is missing, load before the first visitor
         for name in SOURCES:
-            download(name, args.weights)
+            try:
+                download(name, args.weights)
+            except Exception as error:  # the demo still starts and says what it cannot do
+                print(f"Could not fetch {name}: {error}", file=sys.stderr)
         models.preload()
     for line in models.status():
         print(line, file=sys.stderr)

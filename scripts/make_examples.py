@@ -5,7 +5,9 @@
 Poses are DensePose IUV maps drawn from a stick figure: each body part is a capsule filled with
 its DensePose part index (blue), V along the limb (red) and U across it (green), on black.
 References are flat drawings of garments, a face and shoes; transparent where there is no part,
-so the alpha channel serves as the mask, except where an example ships a mask file.
+so the alpha channel serves as the mask, except where an example ships a mask file. Each example
+folder holds its references, masks, pose (densepose.png) and example.json; examples/poses/ holds
+the pose gallery.
 """
 
 import json
@@ -168,7 +170,8 @@ def draw_shoes(colour: tuple[int, int, int]) -> Image.Image:
 def write_example(name: str, parts: dict[str, Image.Image], masks: dict[str, Image.Image], pose: str, settings: dict) -> None:
     folder = EXAMPLES / name
     folder.mkdir(parents=True, exist_ok=True)
-    entry = {"appearance": {}, "mask": {}, "structure": {"densepose": f"../poses/{pose}.png"}}
+    entry = {"appearance": {}, "mask": {}, "structure": {"densepose": "densepose.png"}}
+    draw_densepose(POSES[pose]).save(folder / "densepose.png")
     for label, image in parts.items():
         file_name = label.replace(" ", "_")
         image.save(folder / f"{file_name}.png")
