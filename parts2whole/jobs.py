@@ -8,6 +8,7 @@ settings that made it in the same format, so that the settings of any result mak
 import json
 import os
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -82,8 +83,18 @@ def schedulers_for(pipe: Parts2WholePipeline) -> dict:
     return {name: make_scheduler(name, pipe.scheduler.config) for name in SCHEDULERS}
 
 
-def generate(pipe: Parts2WholePipeline, settings: dict, schedulers: dict) -> list[Image.Image]:
-    """The images of one input; image i is made from seed + i, so each can be made again alone."""
+def generate(
+    pipe: Parts2WholePipeline, settings: dict, schedulers: dict, on_step: Callable[[int, int], None] | None = None
+) -> list[Image.Image]:
+    """The images of one input; image i is made from seed + i, so each can be made again alone.
+
+    `on_step(done, total)` is called after each denoising step (the demo's progress bar).
+    """
+
+    def report(pipeline: Parts2WholePipeline, step: int, timestep, tensors: dict) -> dict:
+        on_step(step + 1, pipeline.num_timesteps)
+        return tensors
+
     pipe.scheduler = schedulers[settings["scheduler"]]
     generators = [torch.Generator("cpu").manual_seed(settings["seed"] + i) for i in range(settings["num_images"])]
     return pipe(
@@ -98,6 +109,7 @@ def generate(pipe: Parts2WholePipeline, settings: dict, schedulers: dict) -> lis
         guidance_scale=settings["guidance_scale"],
         num_images_per_prompt=settings["num_images"],
         generator=generators,
+        callback_on_step_end=report if on_step else None,
     ).images
 
 

@@ -33,12 +33,19 @@ class PartMasker:
         self.device = device
 
     @torch.no_grad()
-    def classes(self, image: Image.Image) -> np.ndarray:
-        """(H, W) class index per pixel, at the image's own size."""
+    def classes(self, image: Image.Image, max_side: int = 1024) -> np.ndarray:
+        """(H, W) class index per pixel, at the image's own size.
+
+        The logits are brought to at most `max_side` pixels a side before the argmax, and the class
+        map to the image's size after it, so a huge image costs no more than a large one.
+        """
         inputs = self.processor(images=image.convert("RGB"), return_tensors="pt").to(self.device)
         logits = self.model(**inputs).logits
-        logits = F.interpolate(logits, size=(image.height, image.width), mode="bilinear", align_corners=False)
-        return logits.argmax(dim=1)[0].cpu().numpy()
+        scale = min(1.0, max_side / max(image.size))
+        working = (max(1, round(image.height * scale)), max(1, round(image.width * scale)))
+        logits = F.interpolate(logits, size=working, mode="bilinear", align_corners=False)
+        class_map = Image.fromarray(logits.argmax(dim=1)[0].to(torch.uint8).cpu().numpy())
+        return np.asarray(class_map.resize(image.size, Image.Resampling.NEAREST))
 
     def __call__(self, image: Image.Image, label: str) -> Image.Image:
         """White where `image` shows the part `label`, as an 'L' image of the same size."""

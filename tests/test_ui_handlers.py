@@ -133,10 +133,10 @@ def test_large_reference_is_not_upscaled_and_transparency_is_its_mask(handlers) 
     ("image", "message"),
     [(Image.new("RGB", (4, 4)), "too small|at least 8 pixels"), (np.zeros((2, 9, 9, 3), np.uint8), "must be HxW")],
 )
-def test_unusable_upload_warns_and_clears_the_slot(handlers, image, message) -> None:
+def test_unusable_upload_warns_and_keeps_the_slot(handlers, image, message) -> None:
     with pytest.warns(UserWarning, match=message):
-        value, mode = handlers.reference_uploaded("face", image)
-    assert value["background"] is None
+        outputs = handlers.reference_uploaded("face", image)
+    assert all(isinstance(output, type(gr.skip())) for output in outputs)
 
 
 def test_odd_image_modes_upload(handlers) -> None:
@@ -184,3 +184,31 @@ def test_every_example_fills_every_slot(handlers) -> None:
             assert not present or (mode == PART_MASK) == (label in example.settings["mask"])
         assert rest[2] == example.settings["prompt"] and rest[4] == example.settings["seed"] and rest[5] is False
         assert rest[-1] == "DDIM"
+
+
+def test_unreadable_upload_is_named(handlers, tmp_path) -> None:
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    payload = {"path": str(corrupt), "orig_name": "holiday.png"}  # Gradio's file payload
+    with pytest.warns(UserWarning, match="The face image: 'holiday.png' is not a readable image.*keeps its previous"):
+        handlers.reference_uploaded("face", payload)
+
+
+def test_huge_upload_is_reduced(handlers, capsys) -> None:
+    value, _ = handlers.reference_uploaded("face", noise_image(9, (3000, 1500)))
+    assert value["background"].size == (settings.MAX_REFERENCE_SIDE, settings.MAX_REFERENCE_SIDE // 2)
+    assert "it is reduced to 2048x1024" in capsys.readouterr().out
+
+
+def test_generation_reports_every_denoising_step(handlers, tmp_path) -> None:
+    face = tmp_path / "face.png"
+    noise_image(1, (40, 50)).save(face)
+    pose = tmp_path / "pose.png"
+    densepose_image().save(pose)
+    job = {"appearance": {"face": str(face)}, "mask": {}, "structure": {"densepose": str(pose)}, "prompt": "",
+           "negative_prompt": "", "seed": 1, "height": 64, "width": 48, "steps": 3, "guidance_scale": 7.5,
+           "num_images": 1, "scheduler": "ddim"}  # fmt: skip
+    steps = []
+    (tmp_path / "run").mkdir()
+    handlers.models.generate(job, tmp_path / "run", lambda done, total: steps.append((done, total)))
+    assert steps == [(1, 3), (2, 3), (3, 3)]

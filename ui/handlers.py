@@ -10,7 +10,7 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from parts2whole.densepose import densepose_preview, densepose_problems
 from parts2whole.labels import LABEL_FOLDERS, PART_LABELS
@@ -73,15 +73,23 @@ class Handlers:
     # ------------------------------------------------------------------------ reference slots
 
     @gpu_task(duration=60)
-    def reference_uploaded(self, label: str, image: Image.Image | None) -> tuple[dict, str]:
-        """Upscale a small reference, then mask the part (or keep its own transparency)."""
-        if image is None:
+    def reference_uploaded(self, label: str, upload: dict | Image.Image | np.ndarray | None) -> tuple[dict, str]:
+        """Read the uploaded file (any format), bring a huge one down, upscale a small one, then mask
+        the part (or keep its own transparency). `upload` is Gradio's file payload, not preprocessed,
+        so that unreadable files get our message."""
+        if upload is None:
             return editor_value(None), PART_MASK
+        source, name = (upload["path"], upload.get("orig_name")) if isinstance(upload, dict) else (upload, None)
         try:
-            reference = to_rgba(load_image(image, f"The {label} image"))
+            reference = to_rgba(load_image(source, f"The {label} image"))
         except ValueError as error:
-            gr.Warning(str(error))
-            return editor_value(None), PART_MASK
+            message = str(error).replace(str(source), name) if name else str(error)
+            gr.Warning(f"{message} The slot keeps its previous image.")
+            return gr.skip(), gr.skip()
+        if max(reference.size) > settings.MAX_REFERENCE_SIDE:
+            original = reference.size
+            reference = ImageOps.contain(reference, (settings.MAX_REFERENCE_SIDE, settings.MAX_REFERENCE_SIDE))
+            gr.Info(f"The {label} image is {original[0]}x{original[1]}; it is reduced to {reference.width}x{reference.height}.")
         if min(reference.size) < settings.UPSCALE_BELOW and self.models.has_upscaler():
             reference = self._upscale(reference)
             gr.Info(f"The {label} image was small; it is upscaled x4 to {reference.width}x{reference.height}.")
@@ -175,7 +183,7 @@ class Handlers:
     def generate(
         self,
         *values,
-        progress: gr.Progress = gr.Progress(track_tqdm=True),
+        progress: gr.Progress = gr.Progress(),
     ) -> tuple[list[tuple[str, str]], int, list[str], str, str]:
         """values: (editor, mode) for each PART_LABELS slot, then pose, prompt, negative prompt, seed,
         randomize, steps, guidance, height, width, number of images, scheduler."""
@@ -213,7 +221,7 @@ class Handlers:
         }  # fmt: skip
         progress(0, desc="Loading the model (first time only) ...")
         try:
-            images = self.models.generate(job, run)
+            images = self.models.generate(job, run, lambda done, total: progress((done, total), desc="Denoising"))
         except UserFacingError as error:
             raise gr.Error(str(error)) from None
         settings_texts = [image.with_suffix(".json").read_text() for image in images]

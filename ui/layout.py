@@ -111,7 +111,10 @@ def build_demo(handlers: Handlers) -> gr.Blocks:
         uploads = [upload for _, upload, *_ in slots]
         for label, upload, editor, mode, auto_mask, upscale in slots:
             name = LABEL_FOLDERS[label]
-            upload.upload(partial(handlers.reference_uploaded, label), upload, [editor, mode], api_name=f"reference_{name}")
+            upload.upload(
+                partial(handlers.reference_uploaded, label), upload, [editor, mode], api_name=f"reference_{name}",
+                preprocess=False,
+            )
             upload.clear(lambda: (editor_value(None), PART_MASK), None, [editor, mode], api_visibility="private")
             auto_mask.click(partial(handlers.automatic_mask, label), editor, [editor, mode], api_name=f"mask_{name}")
             upscale.click(partial(handlers.upscale, label), editor, editor, api_name=f"upscale_{name}")

@@ -5,6 +5,7 @@ the user (`UserFacingError`), and handlers.py shows them.
 """
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -82,7 +83,6 @@ class Models:
                     self._pipeline = load_pipeline(self.weights, self.device, self.dtype, self.low_vram)
                 except WeightsNotFoundError as error:
                     raise UserFacingError(str(error)) from None
-                self._pipeline.set_progress_bar_config(desc="Denoising")
                 self._schedulers = schedulers_for(self._pipeline)
             return self._pipeline
 
@@ -109,11 +109,11 @@ class Models:
 
     # ------------------------------------------------------------------------------ the work
 
-    def generate(self, settings: dict, out: Path) -> list[Path]:
+    def generate(self, settings: dict, out: Path, on_step: Callable[[int, int], None] | None = None) -> list[Path]:
         """Run one input (the command line's format, absolute paths); write its images and settings."""
         pipe = self.pipeline()
         try:
-            images = generate(pipe, settings, self._schedulers)
+            images = generate(pipe, settings, self._schedulers, on_step)
         except ValueError as error:
             raise UserFacingError(str(error)) from None
         except torch.cuda.OutOfMemoryError:

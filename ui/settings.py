@@ -9,6 +9,8 @@ MAX_IMAGES = int(os.environ.get("P2W_MAX_IMAGES", "4"))
 MAX_STEPS = int(os.environ.get("P2W_MAX_STEPS", "100"))
 UPSCALE_BELOW = int(os.environ.get("P2W_UPSCALE_BELOW", "256"))
 """References whose shorter side is below this many pixels are upscaled x4 on upload."""
+MAX_REFERENCE_SIDE = int(os.environ.get("P2W_MAX_REFERENCE_SIDE", "2048"))
+"""Uploaded references larger than this are reduced on upload (they are resized for the model anyway)."""
 GENERATION_CONCURRENCY = int(os.environ.get("P2W_GENERATION_CONCURRENCY", "1"))
 """Generations run at once: one fits a GPU; more only queue faster on a big one."""
 OUTPUT_DIR = Path(os.environ.get("P2W_OUTPUT_DIR", "outputs"))
