@@ -164,11 +164,15 @@ def test_editor_value_and_mask_round_trip() -> None:
     assert mask_from_layers([], (8, 8)) is None
 
 
-def test_pose_upload_checks_and_previews(handlers) -> None:
-    preview = handlers.pose_uploaded(densepose_image())
+def test_pose_upload_checks_and_previews(handlers, tmp_path) -> None:
+    _, preview = handlers.pose_uploaded(densepose_image())
     assert preview.size == (48, 64)
     with pytest.warns(UserWarning, match="does not look like a DensePose map: only 0% of it is black"):
         handlers.pose_uploaded(noise_image(8, (48, 64)))
+    corrupt = tmp_path / "pose.png"
+    corrupt.write_bytes(b"not an image")
+    with pytest.warns(UserWarning, match="The pose: 'my_pose.png' is not a readable image"):
+        assert handlers.pose_uploaded({"path": str(corrupt), "orig_name": "my_pose.png"}) == (None, None)
     pose, preview = handlers.pose_picked(select(0))
     assert pose.size == (512, 768) and preview.size == (512, 768)
 

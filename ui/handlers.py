@@ -136,13 +136,21 @@ class Handlers:
 
     # ------------------------------------------------------------------------------------ pose
 
-    def pose_uploaded(self, pose: Image.Image | None) -> Image.Image | None:
-        if pose is None:
-            return None
+    def pose_uploaded(self, upload: dict | Image.Image | None) -> tuple:
+        """Check an uploaded pose (Gradio's file payload, not preprocessed) and show it in false colour;
+        an unreadable file is taken out again."""
+        if upload is None:
+            return gr.skip(), None
+        source, name = (upload["path"], upload.get("orig_name")) if isinstance(upload, dict) else (upload, None)
+        try:
+            pose = load_image(source, "The pose")
+        except ValueError as error:
+            gr.Warning(str(error).replace(str(source), name) if name else str(error))
+            return None, None
         problems = densepose_problems(pose)
         if problems:
             gr.Warning("This does not look like a DensePose map: " + "; ".join(problems) + ".")
-        return densepose_preview(pose)
+        return gr.skip(), densepose_preview(pose)
 
     def pose_picked(self, event: gr.SelectData) -> tuple[Image.Image, Image.Image]:
         pose = Image.open(self.poses[event.index]).convert("RGB")

@@ -119,16 +119,16 @@ def build_demo(handlers: Handlers) -> gr.Blocks:
             auto_mask.click(partial(handlers.automatic_mask, label), editor, [editor, mode], api_name=f"mask_{name}")
             upscale.click(partial(handlers.upscale, label), editor, editor, api_name=f"upscale_{name}")
 
-        pose.upload(handlers.pose_uploaded, pose, pose_preview, api_name="check_pose")
+        pose.upload(handlers.pose_uploaded, pose, [pose, pose_preview], api_name="check_pose", preprocess=False)
         pose.clear(lambda: None, None, pose_preview, api_visibility="private")
         pose_gallery.select(handlers.pose_picked, None, [pose, pose_preview], api_visibility="private")
+        panel = [prompt, negative, seed, randomize, steps, guidance, height, width, num_images, scheduler]
         example_gallery.select(
-            handlers.example_picked, None, api_visibility="private", outputs=
-            uploads + slot_values + [pose, pose_preview, prompt, negative, seed, randomize, steps, guidance, height, width, num_images, scheduler],
+            handlers.example_picked, None, uploads + slot_values + [pose, pose_preview] + panel, api_visibility="private"
         )
         run.click(
             handlers.generate,
-            slot_values + [pose, prompt, negative, seed, randomize, steps, guidance, height, width, num_images, scheduler],
+            slot_values + [pose] + panel,
             [results, seed, settings_texts, result_settings, archive],
             concurrency_limit=settings.GENERATION_CONCURRENCY,
             api_name="generate",
