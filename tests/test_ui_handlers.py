@@ -133,10 +133,10 @@ def test_large_reference_is_not_upscaled_and_transparency_is_its_mask(handlers) 
     ("image", "message"),
     [(Image.new("RGB", (4, 4)), "too small|at least 8 pixels"), (np.zeros((2, 9, 9, 3), np.uint8), "must be HxW")],
 )
-def test_unusable_upload_warns_and_keeps_the_slot(handlers, image, message) -> None:
+def test_unusable_upload_warns_and_empties_the_slot(handlers, image, message) -> None:
     with pytest.warns(UserWarning, match=message):
-        outputs = handlers.reference_uploaded("face", image)
-    assert all(isinstance(output, type(gr.skip())) for output in outputs)
+        value, mode = handlers.reference_uploaded("face", image)
+    assert value["background"] is None and mode == PART_MASK
 
 
 def test_odd_image_modes_upload(handlers) -> None:
@@ -180,7 +180,7 @@ def test_pose_upload_checks_and_previews(handlers, tmp_path) -> None:
 def test_every_example_fills_every_slot(handlers) -> None:
     assert [example.name for example in handlers.examples] == ["arms_out", "casual", "red_dress"]
     for index, example in enumerate(handlers.examples):
-        values = handlers.example_picked(select(index))
+        values = handlers.example_values(index)
         uploads, slots, rest = values[:6], values[6:18], values[18:]
         for label, upload, value, mode in zip(PART_LABELS, uploads, slots[0::2], slots[1::2]):
             present = label in example.settings["appearance"]
@@ -194,7 +194,7 @@ def test_unreadable_upload_is_named(handlers, tmp_path) -> None:
     corrupt = tmp_path / "corrupt.png"
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n not an image")
     payload = {"path": str(corrupt), "orig_name": "holiday.png"}  # Gradio's file payload
-    with pytest.warns(UserWarning, match="The face image: 'holiday.png' is not a readable image.*keeps its previous"):
+    with pytest.warns(UserWarning, match="The face image: 'holiday.png' is not a readable image.*Upload another image"):
         handlers.reference_uploaded("face", payload)
 
 

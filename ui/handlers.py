@@ -84,8 +84,8 @@ class Handlers:
             reference = to_rgba(load_image(source, f"The {label} image"))
         except ValueError as error:
             message = str(error).replace(str(source), name) if name else str(error)
-            gr.Warning(f"{message} The slot keeps its previous image.")
-            return gr.skip(), gr.skip()
+            gr.Warning(f"{message} Upload another image.")
+            return editor_value(None), PART_MASK
         if max(reference.size) > settings.MAX_REFERENCE_SIDE:
             original = reference.size
             reference = ImageOps.contain(reference, (settings.MAX_REFERENCE_SIDE, settings.MAX_REFERENCE_SIDE))
@@ -158,9 +158,13 @@ class Handlers:
 
     # -------------------------------------------------------------------------------- examples
 
-    def example_picked(self, event: gr.SelectData) -> list:
-        """The uploads, the (mask, mode) of every slot, the pose and the settings of the example clicked."""
-        example = self.examples[event.index].settings
+    @staticmethod
+    def selected_index(event: gr.SelectData) -> int:
+        return event.index
+
+    def example_values(self, index: int) -> list:
+        """The uploads, the (mask, mode) of every slot, the pose and the settings of example `index`."""
+        example = self.examples[index].settings
         uploads, slots = [], []
         for label in PART_LABELS:
             path = example["appearance"].get(label)

@@ -52,6 +52,12 @@ def part_slot(label: str) -> tuple[gr.Image, gr.ImageEditor, gr.Radio, gr.Button
     return upload, editor, mode, auto_mask, upscale
 
 
+def empty_editors(count: int = 1) -> dict | list[dict]:
+    """Empty mask editors. Gradio 6.31's ImageEditor stalls on every second new value it receives
+    while it holds one, so each new value is sent to an editor emptied just before."""
+    return editor_value(None) if count == 1 else [editor_value(None)] * count
+
+
 def build_demo(handlers: Handlers) -> gr.Blocks:
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}\n{DESCRIPTION}")
@@ -109,23 +115,30 @@ def build_demo(handlers: Handlers) -> gr.Blocks:
 
         slot_values = [component for _, _, editor, mode, _, _ in slots for component in (editor, mode)]
         uploads = [upload for _, upload, *_ in slots]
+        editors = [editor for _, _, editor, *_ in slots]
         for label, upload, editor, mode, auto_mask, upscale in slots:
             name = LABEL_FOLDERS[label]
-            upload.upload(
+            upload.upload(empty_editors, None, editor, api_visibility="private").then(
                 partial(handlers.reference_uploaded, label), upload, [editor, mode], api_name=f"reference_{name}",
                 preprocess=False,
             )
             upload.clear(lambda: (editor_value(None), PART_MASK), None, [editor, mode], api_visibility="private")
-            auto_mask.click(partial(handlers.automatic_mask, label), editor, [editor, mode], api_name=f"mask_{name}")
-            upscale.click(partial(handlers.upscale, label), editor, editor, api_name=f"upscale_{name}")
+            staged = gr.State()
+            auto_mask.click(partial(handlers.automatic_mask, label), editor, [staged, mode], api_name=f"mask_{name}").then(
+                empty_editors, None, editor, api_visibility="private"
+            ).then(lambda value: value, staged, editor, api_visibility="private")
+            upscale.click(partial(handlers.upscale, label), editor, staged, api_name=f"upscale_{name}").then(
+                empty_editors, None, editor, api_visibility="private"
+            ).then(lambda value: value, staged, editor, api_visibility="private")
 
         pose.upload(handlers.pose_uploaded, pose, [pose, pose_preview], api_name="check_pose", preprocess=False)
         pose.clear(lambda: None, None, pose_preview, api_visibility="private")
         pose_gallery.select(handlers.pose_picked, None, [pose, pose_preview], api_visibility="private")
         panel = [prompt, negative, seed, randomize, steps, guidance, height, width, num_images, scheduler]
-        example_gallery.select(
-            handlers.example_picked, None, uploads + slot_values + [pose, pose_preview] + panel, api_visibility="private"
-        )
+        example_choice = gr.State()
+        example_gallery.select(handlers.selected_index, None, example_choice, api_visibility="private").then(
+            lambda: empty_editors(len(editors)), None, editors, api_visibility="private"
+        ).then(handlers.example_values, example_choice, uploads + slot_values + [pose, pose_preview] + panel, api_visibility="private")
         run.click(
             handlers.generate,
             slot_values + [pose] + panel,
