@@ -197,7 +197,7 @@ class Parts2WholePipeline(DiffusionPipeline):
         self, labels: list[str], appearance: dict, mask: dict | None, height: int, width: int
     ) -> PreparedParts:
         prepared = [prepare_reference(appearance[label], (mask or {}).get(label), width, height, label) for label in labels]
-        pixels, masks, clip_images = zip(*prepared)
+        pixels, masks, clip_images = zip(*prepared, strict=True)
         return PreparedParts(labels, torch.stack(pixels), torch.stack(masks), list(clip_images))
 
     def encode_text(self, texts: list[str], device: torch.device) -> torch.Tensor:

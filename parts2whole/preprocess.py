@@ -5,13 +5,12 @@ Every reader here turns a bad input into a `ValueError` that names the input and
 
 import os
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-ImageInput = Union[Image.Image, np.ndarray, str, os.PathLike]
+ImageInput = Image.Image | np.ndarray | str | os.PathLike
 
 MIN_IMAGE_SIDE = 8
 

@@ -204,7 +204,7 @@ class Handlers:
         run = settings.OUTPUT_DIR / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         run.mkdir(parents=True, exist_ok=True)
         appearance, masks = {}, {}
-        for label, value, mode in zip(PART_LABELS, slots[0::2], slots[1::2]):
+        for label, value, mode in zip(PART_LABELS, slots[0::2], slots[1::2], strict=True):
             reference = reference_of(value)
             if reference is None:
                 continue

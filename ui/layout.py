@@ -1,6 +1,7 @@
 """The page: part slots, pose, generation panel, results and the example gallery. No model code here."""
 
 from functools import partial
+
 import gradio as gr
 
 from parts2whole.labels import LABEL_FOLDERS, PART_LABELS
@@ -39,7 +40,7 @@ def part_slot(label: str) -> tuple[gr.Image, gr.ImageEditor, gr.Radio, gr.Button
             sources=(),
             transforms=(),
             layers=False,
-            brush=gr.Brush(colors=["#%02x%02x%02x" % settings.MASK_COLOUR], color_mode="fixed"),
+            brush=gr.Brush(colors=["#{:02x}{:02x}{:02x}".format(*settings.MASK_COLOUR)], color_mode="fixed"),
             eraser=gr.Eraser(),
             height=260,
             placeholder="The mask appears here: paint to add, erase to remove.",
