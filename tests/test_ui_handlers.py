@@ -133,10 +133,10 @@ def test_large_reference_is_not_upscaled_and_transparency_is_its_mask(handlers) 
     ("image", "message"),
     [(Image.new("RGB", (4, 4)), "too small|at least 8 pixels"), (np.zeros((2, 9, 9, 3), np.uint8), "must be HxW")],
 )
-def test_unusable_upload_warns_and_empties_the_slot(handlers, image, message) -> None:
+def test_unusable_upload_warns_and_keeps_the_slot(handlers, image, message) -> None:
     with pytest.warns(UserWarning, match=message):
-        value, mode = handlers.reference_uploaded("face", image)
-    assert value["background"] is None and mode == PART_MASK
+        outputs = handlers.reference_uploaded("face", image)
+    assert all(isinstance(output, type(gr.skip())) for output in outputs)
 
 
 def test_odd_image_modes_upload(handlers) -> None:
@@ -194,8 +194,16 @@ def test_unreadable_upload_is_named(handlers, tmp_path) -> None:
     corrupt = tmp_path / "corrupt.png"
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n not an image")
     payload = {"path": str(corrupt), "orig_name": "holiday.png"}  # Gradio's file payload
-    with pytest.warns(UserWarning, match="The face image: 'holiday.png' is not a readable image.*Upload another image"):
+    with pytest.warns(UserWarning, match="The face image: 'holiday.png' is not a readable image.*keeps its previous image"):
         handlers.reference_uploaded("face", payload)
+
+
+def test_editor_is_emptied_only_before_a_readable_upload(handlers, tmp_path) -> None:
+    good, bad = tmp_path / "good.png", tmp_path / "bad.png"
+    noise_image(1, (20, 20)).save(good)
+    bad.write_bytes(b"not an image")
+    assert handlers.editor_before_upload({"path": str(good)}) == editor_value(None)
+    assert isinstance(handlers.editor_before_upload({"path": str(bad)}), type(gr.skip()))
 
 
 def test_huge_upload_is_reduced(handlers, capsys) -> None:

@@ -72,6 +72,16 @@ class Handlers:
 
     # ------------------------------------------------------------------------ reference slots
 
+    @staticmethod
+    def editor_before_upload(upload: dict | None) -> dict:
+        """An emptied editor when the upload can be read (its value follows, see layout.empty_editors);
+        the editor as it is when it cannot (reference_uploaded then says why)."""
+        try:
+            load_image(upload["path"], "upload")
+        except (ValueError, TypeError):
+            return gr.skip()
+        return editor_value(None)
+
     @gpu_task(duration=60)
     def reference_uploaded(self, label: str, upload: dict | Image.Image | np.ndarray | None) -> tuple[dict, str]:
         """Read the uploaded file (any format), bring a huge one down, upscale a small one, then mask
@@ -84,8 +94,8 @@ class Handlers:
             reference = to_rgba(load_image(source, f"The {label} image"))
         except ValueError as error:
             message = str(error).replace(str(source), name) if name else str(error)
-            gr.Warning(f"{message} Upload another image.")
-            return editor_value(None), PART_MASK
+            gr.Warning(f"{message} The slot keeps its previous image.")
+            return gr.skip(), gr.skip()
         if max(reference.size) > settings.MAX_REFERENCE_SIDE:
             original = reference.size
             reference = ImageOps.contain(reference, (settings.MAX_REFERENCE_SIDE, settings.MAX_REFERENCE_SIDE))

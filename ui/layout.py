@@ -119,7 +119,7 @@ def build_demo(handlers: Handlers) -> gr.Blocks:
         editors = [editor for _, _, editor, *_ in slots]
         for label, upload, editor, mode, auto_mask, upscale in slots:
             name = LABEL_FOLDERS[label]
-            upload.upload(empty_editors, None, editor, api_visibility="private").then(
+            upload.upload(handlers.editor_before_upload, upload, editor, api_visibility="private", preprocess=False).then(
                 partial(handlers.reference_uploaded, label), upload, [editor, mode], api_name=f"reference_{name}",
                 preprocess=False,
             )
