@@ -1,12 +1,12 @@
 """The example gallery: every folder of examples/ with an example.json (the command line's format)."""
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageOps
 
 from parts2whole.densepose import densepose_preview
+from parts2whole.jobs import read_inputs
 from parts2whole.labels import order_labels
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
@@ -16,16 +16,14 @@ THUMBNAIL_HEIGHT = 240
 @dataclass
 class Example:
     name: str
-    settings: dict  # example.json, its paths made absolute
+    settings: dict  # example.json as the command line reads it: paths absolute, defaults filled in
     thumbnail: Image.Image
 
 
 def load_examples(root: Path = EXAMPLES_DIR) -> list[Example]:
     examples = []
     for path in sorted(root.glob("*/example.json")):
-        settings = json.loads(path.read_text())
-        for group in ("appearance", "mask", "structure"):
-            settings[group] = {key: str((path.parent / value).resolve()) for key, value in settings.get(group, {}).items()}
+        (settings,) = read_inputs(path)
         examples.append(Example(path.parent.name, settings, thumbnail(settings)))
     return examples
 

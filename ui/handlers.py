@@ -55,6 +55,18 @@ def mask_from_layers(layers: list[Image.Image] | None, size: tuple[int, int]) ->
     return Image.fromarray(painted.astype(np.uint8) * 255, mode="L")
 
 
+def read_upload(upload: dict | Image.Image | np.ndarray, what: str) -> Image.Image:
+    """An uploaded image: Gradio's file payload (not preprocessed, so that any format reaches
+    `load_image`) or an image given directly. Errors name the file as the user called it."""
+    if not isinstance(upload, dict):
+        return load_image(upload, what)
+    try:
+        return load_image(upload["path"], what)
+    except ValueError as error:
+        name = upload.get("orig_name")
+        raise ValueError(str(error).replace(upload["path"], name) if name else str(error)) from None
+
+
 def has_transparency(image: Image.Image) -> bool:
     return image.mode == "RGBA" and image.getchannel("A").getextrema()[0] < 255
 
@@ -77,7 +89,7 @@ class Handlers:
         """An emptied editor when the upload can be read (its value follows, see layout.empty_editors);
         the editor as it is when it cannot (reference_uploaded then says why)."""
         try:
-            load_image(upload["path"], "upload")
+            read_upload(upload, "upload")
         except (ValueError, TypeError):
             return gr.skip()
         return editor_value(None)
@@ -89,12 +101,10 @@ class Handlers:
         so that unreadable files get our message."""
         if upload is None:
             return editor_value(None), PART_MASK
-        source, name = (upload["path"], upload.get("orig_name")) if isinstance(upload, dict) else (upload, None)
         try:
-            reference = to_rgba(load_image(source, f"The {label} image"))
+            reference = to_rgba(read_upload(upload, f"The {label} image"))
         except ValueError as error:
-            message = str(error).replace(str(source), name) if name else str(error)
-            gr.Warning(f"{message} The slot keeps its previous image.")
+            gr.Warning(f"{error} The slot keeps its previous image.")
             return gr.skip(), gr.skip()
         if max(reference.size) > settings.MAX_REFERENCE_SIDE:
             original = reference.size
@@ -151,11 +161,10 @@ class Handlers:
         an unreadable file is taken out again."""
         if upload is None:
             return gr.skip(), None
-        source, name = (upload["path"], upload.get("orig_name")) if isinstance(upload, dict) else (upload, None)
         try:
-            pose = load_image(source, "The pose")
+            pose = read_upload(upload, "The pose")
         except ValueError as error:
-            gr.Warning(str(error).replace(str(source), name) if name else str(error))
+            gr.Warning(str(error))
             return None, None
         problems = densepose_problems(pose)
         if problems:
@@ -188,11 +197,11 @@ class Handlers:
             uploads.append(reference)
             slots += [editor_value(reference, mask), PART_MASK if mask else WHOLE_IMAGE]
         pose = load_image(example["structure"]["densepose"], "pose").convert("RGB")
-        scheduler = next(shown for shown, name in settings.SCHEDULER_CHOICES.items() if name == example.get("scheduler", "ddim"))
+        scheduler = next(shown for shown, name in settings.SCHEDULER_CHOICES.items() if name == example["scheduler"])
         return uploads + slots + [
-            pose, densepose_preview(pose), example.get("prompt", ""), example.get("negative_prompt", ""),
-            example.get("seed", 0), False, example.get("steps", 50), example.get("guidance_scale", 7.5),
-            example.get("height", 768), example.get("width", 512), example.get("num_images", 1), scheduler,
+            pose, densepose_preview(pose), example["prompt"], example["negative_prompt"], example["seed"], False,
+            example["steps"], example["guidance_scale"], example["height"], example["width"], example["num_images"],
+            scheduler,
         ]
 
     # ------------------------------------------------------------------------------ generation

@@ -5,7 +5,8 @@ the user (`UserFacingError`), and handlers.py shows them.
 """
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -27,6 +28,16 @@ OUT_OF_MEMORY = (
 
 class UserFacingError(Exception):
     """A problem the user can act on; the message says how."""
+
+
+@contextmanager
+def out_of_memory_explained() -> Iterator[None]:
+    """Turn a CUDA out-of-memory error into a UserFacingError, after freeing what it can."""
+    try:
+        yield
+    except torch.cuda.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        raise UserFacingError(OUT_OF_MEMORY) from None
 
 
 class Models:
@@ -113,20 +124,15 @@ class Models:
         """Run one input (the command line's format, absolute paths); write its images and settings."""
         pipe = self.pipeline()
         try:
-            images = generate(pipe, settings, self._schedulers, on_step)
+            with out_of_memory_explained():
+                images = generate(pipe, settings, self._schedulers, on_step)
         except ValueError as error:
             raise UserFacingError(str(error)) from None
-        except torch.cuda.OutOfMemoryError:
-            torch.cuda.empty_cache()
-            raise UserFacingError(OUT_OF_MEMORY) from None
         return write_results(images, settings, out, "result")
 
     def upscale(self, image: Image.Image) -> Image.Image:
         upscaler = self.upscaler()
         if upscaler is None:
             raise UserFacingError(f"Upscaling needs the Real-ESRGAN weights: run `{fetch_command('realesrgan')}`.")
-        try:
+        with out_of_memory_explained():
             return upscaler(image)
-        except torch.cuda.OutOfMemoryError:
-            torch.cuda.empty_cache()
-            raise UserFacingError(OUT_OF_MEMORY) from None
