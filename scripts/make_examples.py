@@ -1,105 +1,29 @@
 """Draw the example references and DensePose poses under examples/ (no third-party images).
 
-    python scripts/make_examples.py
+    PYTHONPATH=. python scripts/make_examples.py
 
-Poses are DensePose IUV maps drawn from a stick figure: each body part is a capsule filled with
-its DensePose part index (blue), V along the limb (red) and U across it (green), on black.
-References are flat drawings of garments, a face and shoes; transparent where there is no part,
-so the alpha channel serves as the mask, except where an example ships a mask file. Each example
-folder holds its references, masks, pose (densepose.png) and example.json; examples/poses/ holds
-the pose gallery.
+Poses are DensePose IUV maps rendered from the project's posable body (parts2whole.body), one
+per pose-maker preset shown in the gallery. References are flat drawings of garments, a face and
+shoes; transparent where there is no part, so the alpha channel serves as the mask, except where
+an example ships a mask file. Each example folder holds its references, masks, pose
+(densepose.png) and example.json; examples/poses/ holds the pose gallery.
 """
 
 import json
 from pathlib import Path
 
-import numpy as np
 from PIL import Image, ImageDraw
+
+from parts2whole.body import Camera, render_pose
+from parts2whole.body.presets import PRESETS
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 WIDTH, HEIGHT = 512, 768
-
-# DensePose part indices, front view (the person's right is the image's left).
-TORSO_FRONT, RIGHT_HAND, LEFT_HAND, LEFT_FOOT, RIGHT_FOOT = 2, 3, 4, 5, 6
-UPPER_LEG_RIGHT, UPPER_LEG_LEFT, LOWER_LEG_RIGHT, LOWER_LEG_LEFT = 9, 10, 13, 14
-UPPER_ARM_LEFT, UPPER_ARM_RIGHT, LOWER_ARM_LEFT, LOWER_ARM_RIGHT = 15, 16, 19, 20
-HEAD_RIGHT, HEAD_LEFT = 23, 24
-
-POSES: dict[str, dict[str, tuple[float, float]]] = {
-    "standing": {
-        "neck": (256, 190), "pelvis": (256, 410),
-        "r_shoulder": (196, 215), "r_elbow": (180, 320), "r_wrist": (176, 420),
-        "l_shoulder": (316, 215), "l_elbow": (332, 320), "l_wrist": (336, 420),
-        "r_hip": (226, 420), "r_knee": (222, 560), "r_ankle": (220, 690),
-        "l_hip": (286, 420), "l_knee": (290, 560), "l_ankle": (292, 690),
-    },
-    "arms_out": {
-        "neck": (256, 190), "pelvis": (256, 410),
-        "r_shoulder": (196, 215), "r_elbow": (120, 250), "r_wrist": (50, 275),
-        "l_shoulder": (316, 215), "l_elbow": (392, 250), "l_wrist": (462, 275),
-        "r_hip": (226, 420), "r_knee": (210, 560), "r_ankle": (196, 690),
-        "l_hip": (286, 420), "l_knee": (302, 560), "l_ankle": (316, 690),
-    },
-    "walking": {
-        "neck": (250, 190), "pelvis": (252, 410),
-        "r_shoulder": (192, 215), "r_elbow": (196, 320), "r_wrist": (222, 410),
-        "l_shoulder": (310, 215), "l_elbow": (318, 318), "l_wrist": (300, 405),
-        "r_hip": (222, 420), "r_knee": (196, 555), "r_ankle": (186, 685),
-        "l_hip": (282, 420), "l_knee": (300, 548), "l_ankle": (330, 670),
-    },
-    "hands_on_hips": {
-        "neck": (256, 190), "pelvis": (256, 410),
-        "r_shoulder": (196, 215), "r_elbow": (128, 300), "r_wrist": (196, 396),
-        "l_shoulder": (316, 215), "l_elbow": (384, 300), "l_wrist": (316, 396),
-        "r_hip": (226, 420), "r_knee": (214, 560), "r_ankle": (206, 690),
-        "l_hip": (286, 420), "l_knee": (298, 560), "l_ankle": (306, 690),
-    },
-}
-
-# (part index, from joint, to joint, radius in pixels); later parts are drawn over earlier ones.
-LIMBS = [
-    (TORSO_FRONT, "neck", "pelvis", 66),
-    (UPPER_LEG_RIGHT, "r_hip", "r_knee", 30), (LOWER_LEG_RIGHT, "r_knee", "r_ankle", 24),
-    (UPPER_LEG_LEFT, "l_hip", "l_knee", 30), (LOWER_LEG_LEFT, "l_knee", "l_ankle", 24),
-    (UPPER_ARM_RIGHT, "r_shoulder", "r_elbow", 20), (LOWER_ARM_RIGHT, "r_elbow", "r_wrist", 17),
-    (UPPER_ARM_LEFT, "l_shoulder", "l_elbow", 20), (LOWER_ARM_LEFT, "l_elbow", "l_wrist", 17),
-]
+GALLERY = ("standing", "walking", "arms out", "hands on hips", "waving", "arms crossed", "three-quarter view", "back view")
 
 
-def capsule(joint_from, joint_to, radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pixels within `radius` of a segment, with V (0..1 along it) and U (0..1 across it)."""
-    ys, xs = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float64)
-    start, end = np.array(joint_from, float), np.array(joint_to, float)
-    axis = end - start
-    length = np.linalg.norm(axis)
-    along = ((xs - start[0]) * axis[0] + (ys - start[1]) * axis[1]) / length**2
-    clamped = np.clip(along, 0.0, 1.0)
-    across = ((xs - start[0]) * -axis[1] + (ys - start[1]) * axis[0]) / length
-    distance = np.hypot(xs - (start[0] + clamped * axis[0]), ys - (start[1] + clamped * axis[1]))
-    return distance <= radius, clamped, np.clip(across / (2 * radius) + 0.5, 0.0, 1.0)
-
-
-def draw_densepose(joints: dict[str, tuple[float, float]]) -> Image.Image:
-    iuv = np.zeros((HEIGHT, WIDTH, 3), dtype=np.uint8)
-
-    def paint(inside, v, u, index) -> None:
-        iuv[inside] = np.stack([v[inside] * 255, u[inside] * 255, np.full(inside.sum(), index)], axis=-1)
-
-    for index, joint_from, joint_to, radius in LIMBS:
-        paint(*capsule(joints[joint_from], joints[joint_to], radius), index)
-    for wrist, elbow, index in (("r_wrist", "r_elbow", RIGHT_HAND), ("l_wrist", "l_elbow", LEFT_HAND)):
-        direction = np.subtract(joints[wrist], joints[elbow])
-        tip = np.add(joints[wrist], direction / np.linalg.norm(direction) * 34)
-        paint(*capsule(joints[wrist], tip, 15), index)
-    for ankle, index, side in (("r_ankle", RIGHT_FOOT, -1), ("l_ankle", LEFT_FOOT, 1)):
-        toe = np.add(joints[ankle], (side * 30, 36))
-        paint(*capsule(joints[ankle], toe, 16), index)
-    head_center = np.add(joints["neck"], (0, -78))
-    inside, v, u = capsule(np.add(head_center, (0, -20)), np.add(head_center, (0, 30)), 48)
-    right_half = np.mgrid[0:HEIGHT, 0:WIDTH][1] < head_center[0]
-    paint(inside & right_half, v, u, HEAD_RIGHT)
-    paint(inside & ~right_half, v, u, HEAD_LEFT)
-    return Image.fromarray(iuv)
+def draw_densepose(preset: str) -> Image.Image:
+    return render_pose(PRESETS[preset].pose, camera=Camera(yaw=PRESETS[preset].yaw), size=(WIDTH, HEIGHT))
 
 
 def canvas(size: tuple[int, int]) -> tuple[Image.Image, ImageDraw.ImageDraw]:
@@ -171,7 +95,7 @@ def write_example(name: str, parts: dict[str, Image.Image], masks: dict[str, Ima
     folder = EXAMPLES / name
     folder.mkdir(parents=True, exist_ok=True)
     entry = {"appearance": {}, "mask": {}, "structure": {"densepose": "densepose.png"}}
-    draw_densepose(POSES[pose]).save(folder / "densepose.png")
+    draw_densepose(pose).save(folder / "densepose.png")
     for label, image in parts.items():
         file_name = label.replace(" ", "_")
         image.save(folder / f"{file_name}.png")
@@ -185,8 +109,10 @@ def write_example(name: str, parts: dict[str, Image.Image], masks: dict[str, Ima
 
 def main() -> None:
     (EXAMPLES / "poses").mkdir(parents=True, exist_ok=True)
-    for name, joints in POSES.items():
-        draw_densepose(joints).save(EXAMPLES / "poses" / f"{name}.png")
+    for old in (EXAMPLES / "poses").glob("*.png"):
+        old.unlink()
+    for preset in GALLERY:
+        draw_densepose(preset).save(EXAMPLES / "poses" / f"{preset.replace(' ', '_').replace('-', '_')}.png")
     face, face_mask = draw_face()
     common = {"negative_prompt": "", "height": 768, "width": 512, "steps": 50, "guidance_scale": 7.5}
     write_example(
@@ -208,7 +134,7 @@ def main() -> None:
         "arms_out",
         {"face": face, "upper body clothes": draw_tshirt((180, 60, 40)), "lower body clothes": draw_jeans()},
         {"face": face_mask},
-        "arms_out",
+        "arms out",
         {"prompt": "a person with arms stretched out, full body, studio photo", "seed": 3, **common},
     )
 

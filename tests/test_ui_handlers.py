@@ -11,7 +11,9 @@ from PIL import Image
 
 from conftest import densepose_image, noise_image, rectangle_mask
 from tiny_models import write_demo_weights
+from parts2whole.body.presets import CONTROLS, PRESETS, control_values
 from parts2whole.cli import main as cli_main
+from parts2whole.densepose import densepose_problems
 from parts2whole.labels import PART_LABELS
 from ui import settings
 from ui.examples import load_examples, load_poses
@@ -224,3 +226,20 @@ def test_generation_reports_every_denoising_step(handlers, tmp_path) -> None:
     (tmp_path / "run").mkdir()
     handlers.models.generate(job, tmp_path / "run", lambda done, total: steps.append((done, total)))
     assert steps == [(1, 3), (2, 3), (3, 3)]
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_pose_maker_presets_give_valid_maps_of_the_generation_size(preset) -> None:
+    *values, pose, preview = Handlers.preset_chosen(preset, 128, 96)
+    assert len(values) == len(CONTROLS) and values == control_values(preset)
+    assert pose.size == (96, 128) and preview.size == (96, 128)
+    assert densepose_problems(pose) == []
+
+
+@pytest.mark.parametrize("extreme", ["low", "high"])
+def test_pose_maker_slider_extremes_give_valid_maps(extreme) -> None:
+    values = [control.low if extreme == "low" else control.high for control in CONTROLS]
+    pose, _ = Handlers.pose_made("walking", 768, 512, *values)
+    assert pose.size == (512, 768) and densepose_problems(pose) == []
+    moved, _ = Handlers.pose_made("walking", 768, 512, *[v if c.name != "yaw" else 0 for c, v in zip(CONTROLS, values)])
+    assert moved.tobytes() != pose.tobytes()  # the view slider takes effect

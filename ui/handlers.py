@@ -12,6 +12,8 @@ import gradio as gr
 import numpy as np
 from PIL import Image, ImageOps
 
+from parts2whole.body import render_pose
+from parts2whole.body.presets import control_values, from_controls
 from parts2whole.densepose import densepose_preview, densepose_problems
 from parts2whole.labels import LABEL_FOLDERS, PART_LABELS
 from parts2whole.preprocess import load_image, to_rgba
@@ -174,6 +176,20 @@ class Handlers:
     def pose_picked(self, event: gr.SelectData) -> tuple[Image.Image, Image.Image]:
         pose = Image.open(self.poses[event.index]).convert("RGB")
         return pose, densepose_preview(pose)
+
+    @staticmethod
+    def pose_made(preset: str, height: float, width: float, *values: float) -> tuple[Image.Image, Image.Image]:
+        """The pose maker's body in `preset` adjusted by the sliders, as a DensePose map of the
+        generation's size (so it is not stretched), and its false-colour view."""
+        pose, camera, build = from_controls(preset, list(values))
+        iuv = render_pose(pose, build, camera, size=(int(width), int(height)))
+        return iuv, densepose_preview(iuv)
+
+    @classmethod
+    def preset_chosen(cls, preset: str, height: float, width: float) -> list:
+        """The sliders set to show `preset`, and its map."""
+        values = control_values(preset)
+        return [*values, *cls.pose_made(preset, height, width, *values)]
 
     # -------------------------------------------------------------------------------- examples
 

@@ -4,6 +4,7 @@ from functools import partial
 
 import gradio as gr
 
+from parts2whole.body.presets import CONTROLS, PRESETS, control_values
 from parts2whole.labels import LABEL_FOLDERS, PART_LABELS
 
 from . import settings
@@ -53,6 +54,20 @@ def part_slot(label: str) -> tuple[gr.Image, gr.ImageEditor, gr.Radio, gr.Button
     return upload, editor, mode, auto_mask, upscale
 
 
+def pose_maker() -> tuple[gr.Dropdown, list[gr.Slider]]:
+    """A preset and sliders that draw the DensePose map of a posable body (parts2whole.body)."""
+    with gr.Accordion("Or make a pose: a preset, then sliders", open=False, elem_id="pose-maker"):
+        preset = gr.Dropdown(list(PRESETS), value="standing", label="Preset", elem_id="pose-preset")
+        values = control_values("standing")
+        sliders = []
+        for start in range(0, len(CONTROLS), 3):
+            with gr.Row():
+                for control, value in zip(CONTROLS[start : start + 3], values[start : start + 3]):
+                    step = 1 if control.high > 5 else 0.01
+                    sliders.append(gr.Slider(control.low, control.high, value=value, step=step, label=control.label, elem_id=f"pose-{control.name}"))
+    return preset, sliders
+
+
 def empty_editors(count: int = 1) -> dict | list[dict]:
     """Empty mask editors. Gradio 6.31's ImageEditor stalls on every second new value it receives
     while it holds one, so each new value is sent to an editor emptied just before."""
@@ -89,6 +104,7 @@ def build_demo(handlers: Handlers) -> gr.Blocks:
                     [(str(path), path.stem.replace("_", " ")) for path in handlers.poses],
                     label="Or pick a pose", columns=4, height=150, allow_preview=False, object_fit="contain",
                 )
+                preset, pose_sliders = pose_maker()
 
         with gr.Row():
             with gr.Column(scale=3):
@@ -135,6 +151,9 @@ def build_demo(handlers: Handlers) -> gr.Blocks:
         pose.upload(handlers.pose_uploaded, pose, [pose, pose_preview], api_name="check_pose", preprocess=False)
         pose.clear(lambda: None, None, pose_preview, api_visibility="private")
         pose_gallery.select(handlers.pose_picked, None, [pose, pose_preview], api_visibility="private")
+        preset.input(handlers.preset_chosen, [preset, height, width], [*pose_sliders, pose, pose_preview], api_name="pose_preset")
+        for slider in pose_sliders:
+            slider.input(handlers.pose_made, [preset, height, width, *pose_sliders], [pose, pose_preview], api_visibility="private", trigger_mode="always_last")
         panel = [prompt, negative, seed, randomize, steps, guidance, height, width, num_images, scheduler]
         example_choice = gr.State()
         example_gallery.select(handlers.selected_index, None, example_choice, api_visibility="private").then(
