@@ -2,7 +2,9 @@
 
 - `ReferenceCaptureProcessor` (appearance encoder, self-attention): keeps the masked input.
 - `SharedSelfAttnProcessor` (denoising UNet, self-attention): the conditional branch's queries
-  attend to their own tokens and to every part's kept features.
+  attend to their own tokens and to every part's kept features. In a training batch
+  (`ReferenceBank.training_batch`) each row attends to its own sample's present parts only, with
+  the reference keys/values projected in every forward so that gradients reach both UNets.
 - `DecoupledCrossAttnProcessor` (denoising UNet, cross-attention): text tokens through
   `to_k`/`to_v`, image tokens through its own `to_k_dc`/`to_v_dc`, two attentions summed.
 
@@ -78,6 +80,11 @@ class SharedSelfAttnProcessor:
     them, one zero key stands for all of them with a log(count) score bias, which adds exactly
     count * exp(0) to the softmax denominator and nothing to the numerator, as they would.
     Unconditional rows (the first `bank.num_uncond`) use plain self-attention.
+
+    In a training batch (`bank.present` set) there is no cache and no folding: each row's keys and
+    values are its own tokens plus its own sample's present parts' tokens (zero ones included,
+    which dilute the softmax as the folded key does), padding masked out, so a sample computes
+    what a generation with only its present parts would.
     """
 
     def __init__(self, name: str, bank: ReferenceBank) -> None:
@@ -98,6 +105,8 @@ class SharedSelfAttnProcessor:
         value = split_heads(attn, attn.to_v(hidden_states))
         if self.name not in self.bank.features:
             return attention_output(attn, F.scaled_dot_product_attention(query, key, value))
+        if self.bank.present is not None:
+            return attention_output(attn, self.per_sample_attention(attn, query, key, value))
 
         num_uncond = self.bank.num_uncond
         num_cond = hidden_states.shape[0] - num_uncond
@@ -110,6 +119,18 @@ class SharedSelfAttnProcessor:
             uncond_out = F.scaled_dot_product_attention(query[uncond], key[uncond], value[uncond])
             out = torch.cat([uncond_out, out])
         return attention_output(attn, out)
+
+    def per_sample_attention(
+        self, attn: Attention, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
+    ) -> torch.Tensor:
+        """Training: every row attends to its own tokens and its own sample's present parts only."""
+        references, keep = self.bank.per_sample_features(self.name)
+        if references.shape[0] != query.shape[0]:
+            raise ValueError(f"The training batch has {references.shape[0]} samples; the UNet got {query.shape[0]}.")
+        key = torch.cat([key, split_heads(attn, attn.to_k(references))], dim=2)
+        value = torch.cat([value, split_heads(attn, attn.to_v(references))], dim=2)
+        keep = torch.cat([keep.new_ones(keep.shape[0], query.shape[2]), keep], dim=1)
+        return F.scaled_dot_product_attention(query, key, value, attn_mask=keep[:, None, None])
 
     def reference_keys_values(
         self, attn: Attention, own_length: int

@@ -5,6 +5,12 @@ label as its text. Capture processors (see `attention.py`) keep the input of eve
 multiplied by the part's mask on that block's token grid, in a `ReferenceBank`; the denoising UNet
 reads them back at every step. The run stops as soon as the last block has been captured: nothing
 after it is used.
+
+Training (SPEC §6) runs a batch of different people, each with `MAX_PARTS` part slots:
+`ReferenceBank.training_batch(present)` says which slots each sample has (dropped parts and "all
+references dropped" are just False there), `capture_training_features` runs the appearance encoder
+on the present slots only, and each denoising row then attends to its own parts alone. Nothing is
+detached or cached, so the loss reaches `reference_unet` through the kept features.
 """
 
 import math
@@ -48,6 +54,9 @@ class ReferenceBank:
     processor is `name` (the same module path in both UNets). `num_uncond` is how many leading
     batch rows of the denoising UNet belong to the unconditional branch, which ignores the bank.
     `cache` holds what the processors derive from the features once per generation.
+
+    In a training batch (`present` is set) the feature rows are the present (sample, slot) pairs in
+    row-major order, and every row of the denoising UNet is conditional.
     """
 
     def __init__(self) -> None:
@@ -55,6 +64,9 @@ class ReferenceBank:
         self.features: dict[str, torch.Tensor] = {}
         self.num_uncond = 0
         self.cache: dict[str, tuple] = {}
+        self.present: torch.Tensor | None = None
+        self._part_rows: tuple[torch.Tensor, ...] = ()
+        self._part_keep: torch.Tensor | None = None
         self._grid_masks: dict[int, torch.Tensor] = {}
 
     def clear(self) -> None:
@@ -62,6 +74,9 @@ class ReferenceBank:
         self.features.clear()
         self.num_uncond = 0
         self.cache.clear()
+        self.present = None
+        self._part_rows = ()
+        self._part_keep = None
         self._grid_masks.clear()
 
     @contextmanager
@@ -72,6 +87,37 @@ class ReferenceBank:
             yield self
         finally:
             self.clear()
+
+    @contextmanager
+    def training_batch(self, present: torch.Tensor) -> Iterator["ReferenceBank"]:
+        """A training step, in which sample b attends only to the part slots `present[b]` marks.
+
+        `present` is (B, P) bool on the UNets' device, P part slots per sample; a sample with no
+        slot present gets plain self-attention. Fill the bank with `capture_training_features`,
+        then run the UNet forward and the backward inside: gradient checkpointing re-runs the
+        processors in the backward, and they need the bank. It is emptied when the step ends,
+        however it ends. The layout of the padded per-sample features is worked out here, once
+        per step rather than in every layer.
+        """
+        with self.generation():
+            self.present = present
+            counts = present.sum(dim=1)
+            slot_rank = present.cumsum(dim=1) - 1
+            self._part_rows = (present.nonzero(as_tuple=True)[0], slot_rank[present])
+            self._part_keep = torch.arange(int(counts.max()), device=present.device) < counts[:, None]
+            yield self
+
+    def per_sample_features(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training: each sample's present parts' features, in slot order, padded to the most parts.
+
+        Returns (B, K * N, C) features and a (B, K * N) bool mask: True on the tokens of a present
+        part (its masked-out zero tokens included: they dilute the softmax as in inference), False
+        on the padding that makes every sample K parts long.
+        """
+        features = self.features[name]
+        batch, max_parts = self._part_keep.shape
+        padded = features.new_zeros(batch, max_parts, *features.shape[1:]).index_put(self._part_rows, features)
+        return padded.flatten(1, 2), self._part_keep.repeat_interleave(features.shape[1], dim=1)
 
     def store(self, name: str, self_attention_input: torch.Tensor) -> None:
         """Keep a block's self-attention input (P, N, C) multiplied by the part masks on its grid."""
@@ -99,6 +145,28 @@ def capture_reference_features(
         reference_unet(latents, 0, encoder_hidden_states=label_embeds)
     except ReferenceCaptured:
         pass
+
+
+def capture_training_features(
+    reference_unet: UNet2DConditionModel,
+    bank: ReferenceBank,
+    latents: torch.Tensor,
+    label_embeds: torch.Tensor,
+    part_masks: torch.Tensor,
+) -> None:
+    """Run the appearance encoder on the present part slots of a training batch, and only those.
+
+    `latents` (B, P, 4, h, w), `label_embeds` (P, 77, D) or (B, P, 77, D), `part_masks`
+    (B, P, 1, H, W); `bank` must be inside `training_batch`. Absent or dropped slots cost nothing
+    and their inputs are never read (fill them with anything, e.g. zeros). With no slot present the
+    encoder does not run and every sample gets plain self-attention.
+    """
+    rows = bank.present.flatten()
+    if not rows.any():
+        return
+    label_embeds = label_embeds.expand(*bank.present.shape, *label_embeds.shape[-2:])
+    present_rows = (tensor.flatten(0, 1)[rows] for tensor in (latents, label_embeds, part_masks))
+    capture_reference_features(reference_unet, bank, *present_rows)
 
 
 def last_self_attention_name(unet: UNet2DConditionModel) -> str:
