@@ -4,6 +4,9 @@ An input is the authors' `input_dict` (`appearance`, `mask`, `structure`: image 
 the input file) plus optional settings (see `parts2whole.jobs.SETTINGS`). A `.jsonl` file holds one
 input a line and loads the model once. Each image is written with, beside it, the settings that
 made it, in the same format, so `python -m parts2whole OUT/NAME.json` makes it again.
+
+Under `accelerate launch` each process loads the model on its own device and makes every
+N-th line; the results are the same files a single process writes.
 """
 
 import argparse
@@ -11,6 +14,8 @@ import sys
 from pathlib import Path
 
 import torch
+from accelerate import PartialState
+from accelerate.utils import gather_object, parse_flag_from_env
 
 from .jobs import generate, read_inputs, schedulers_for, write_results
 from .runtime import OUT_OF_MEMORY_HINT, default_device, load_pipeline, parse_dtype
@@ -22,17 +27,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("input", type=Path, help="an input .json, or a .jsonl with one input a line")
     parser.add_argument("--out", type=Path, required=True, help="folder for the images and their settings")
     parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS_DIR), help="weights folder (default: %(default)s)")
-    parser.add_argument("--device", default=None, help="cuda, cuda:1, cpu, ... (default: cuda if available)")
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="cuda, cuda:1, cpu, ... (default: cuda if available; under accelerate launch, the process's own device)",
+    )
     parser.add_argument("--dtype", default=None, choices=["float16", "bfloat16", "float32"], help="default: float16 on GPU")
     parser.add_argument("--low-vram", action="store_true", help="keep each model on the CPU until it runs")
     return parser.parse_args(argv)
 
 
+def process_and_device(asked: str | None) -> tuple[PartialState, str]:
+    """This process among those a launcher started (the only one otherwise) and the device it runs on.
+
+    PartialState has to be told to use the CPU where there is no GPU: otherwise it takes each of
+    several launched processes for the only one, and every process would make every line.
+    """
+    on_cpu = parse_flag_from_env("ACCELERATE_USE_CPU")  # accelerate launch --cpu
+    state = PartialState(cpu=on_cpu or not torch.cuda.is_available())
+    if asked:
+        return state, asked
+    return state, str(state.device) if state.use_distributed or on_cpu else default_device()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    state, device = process_and_device(args.device)
     try:
         inputs = read_inputs(args.input)
-        device = args.device or default_device()
         pipe = load_pipeline(args.weights, device, parse_dtype(args.dtype, device), args.low_vram)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -40,7 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     schedulers = schedulers_for(pipe)
     args.out.mkdir(parents=True, exist_ok=True)
     failures = 0
-    for number, settings in enumerate(inputs, start=1):
+    # Every process reads all lines and makes every num_processes-th one; a result is named after
+    # its line's number, so the files are the same whichever process makes them.
+    for number in range(state.process_index + 1, len(inputs) + 1, state.num_processes):
+        settings = inputs[number - 1]
         stem = args.input.stem if len(inputs) == 1 else f"{args.input.stem}_{number:04d}"
         try:
             images = generate(pipe, settings, schedulers)
@@ -51,5 +76,12 @@ def main(argv: list[str] | None = None) -> int:
             failures += 1
             continue
         for path in write_results(images, settings, args.out, stem):
-            print(path)
+            print(path, flush=True)
+    failures = sum(gather_object([failures]))  # also waits for every process to finish its lines
+    if len(inputs) > 1 and state.is_main_process:
+        made = len(inputs) - failures
+        by = f" by {state.num_processes} processes" if state.num_processes > 1 else ""
+        print(f"{made} of {len(inputs)} inputs made{by}.", file=sys.stderr)
+    # the launcher stops every process as soon as one exits with an error: not before the summary
+    state.wait_for_everyone()
     return 1 if failures else 0

@@ -29,7 +29,11 @@ SETTINGS = {
     "num_images": 1,
     "scheduler": "ddim",
 }
-"""Every optional setting of an input and its default (seed None: a random one, recorded)."""
+"""Every optional setting of an input and its default.
+
+Seed None draws a random seed per input on each run (with one process or several), so only the
+settings written beside its image make that image again.
+"""
 
 
 def read_inputs(path: Path) -> list[dict]:

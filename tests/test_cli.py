@@ -3,12 +3,14 @@
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from conftest import HEIGHT, WIDTH, densepose_image, make_parts
@@ -68,6 +70,49 @@ def test_jsonl_input_runs_every_line_with_one_process(released_checkpoint, tmp_p
         "batch_0001.json", "batch_0001.png", "batch_0002.json", "batch_0002.png"
     ]
     assert json.loads((tmp_path / "out" / "batch_0002.json").read_text())["scheduler"] == "dpm++2m"
+
+
+def free_port() -> int:
+    """A port for the processes' rendezvous, so that concurrent runs do not meet on accelerate's default."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_accelerate_launch_shares_the_lines_and_writes_what_one_process_writes(released_checkpoint, tmp_path) -> None:
+    prompts = ["first", "second", "third", "fourth"]
+    lines = [write_input(tmp_path, prompt=prompt, seed=seed) for seed, prompt in enumerate(prompts, start=3)]
+    lines[1]["scheduler"] = "dpm++2m"
+    # line 2 fails, in the second process: its error and failure must reach the output and the exit code
+    lines.insert(1, {**lines[0], "appearance": {"face": "images/nothing.png"}, "mask": {}})
+    (tmp_path / "batch.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    common = [str(tmp_path / "batch.jsonl"), "--weights", str(released_checkpoint[0])]
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each launched process runs: float sums in the same order, the same bytes
+    try:
+        assert main(common + ["--out", str(tmp_path / "single"), "--device", "cpu"]) == 1
+    finally:
+        torch.set_num_threads(threads)
+
+    # `--multi_gpu` is accelerate's torchrun launcher, which starts CPU processes where no GPU is
+    # visible; `--cpu` alone starts one process (several need mpirun).
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+              "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port())]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        launch + ["-m", "parts2whole"] + common + ["--out", str(tmp_path / "multi")],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
+    )
+    assert result.returncode != 0
+    assert result.stderr.count("error in input 2: the 'face' image: there is no file") == 1, result.stderr
+    assert "4 of 5 inputs made by 2 processes." in result.stderr
+    # each line is made by exactly one process: every image is printed once
+    names = [f"batch_{number:04d}" for number in (1, 3, 4, 5)]
+    assert sorted(result.stdout.split()) == [str(tmp_path / "multi" / f"{name}.png") for name in names]
+    assert sorted(p.name for p in (tmp_path / "multi").iterdir()) == sorted(p.name for p in (tmp_path / "single").iterdir())
+    for file in (tmp_path / "single").iterdir():
+        assert (tmp_path / "multi" / file.name).read_bytes() == file.read_bytes(), file.name
 
 
 @pytest.mark.parametrize(
