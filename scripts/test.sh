@@ -8,4 +8,5 @@ if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ]; then
 fi
 python3 -m venv .venv
 .venv/bin/pip install -q -r requirements-dev.txt
+.venv/bin/pip install -q --no-deps -r requirements-pose.txt
 .venv/bin/python -m pytest -q "$@"

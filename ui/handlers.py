@@ -12,7 +12,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image, ImageOps
 
-from parts2whole.body import render_pose
+from parts2whole.body import from_photo, render_pose
 from parts2whole.body.presets import control_values, from_controls
 from parts2whole.densepose import densepose_preview, densepose_problems
 from parts2whole.labels import LABEL_FOLDERS, PART_LABELS
@@ -183,6 +183,25 @@ class Handlers:
         generation's size (so it is not stretched), and its false-colour view."""
         pose, camera, build = from_controls(preset, list(values))
         iuv = render_pose(pose, build, camera, size=(int(width), int(height)))
+        return iuv, densepose_preview(iuv)
+
+    @staticmethod
+    def pose_from_photo(photo: Image.Image | None, height: float, width: float) -> tuple:
+        """The DensePose map of the body fitted to the person in `photo` (parts2whole.body.from_photo),
+        the person centred in a map of the generation's size, and its false-colour view. No person,
+        or no MediaPipe, is a warning and leaves the pose as it was."""
+        if photo is None:
+            return gr.skip(), gr.skip()
+        try:
+            fitted = from_photo.pose_from_photo(photo, size=(int(width), int(height)), frame="person")
+        except (ValueError, ImportError) as error:
+            gr.Warning(f"{error} The pose is unchanged.")
+            return gr.skip(), gr.skip()
+        iuv = fitted.densepose()
+        gr.Info(
+            "Pose from the photo: an approximation of DensePose, a body model fitted to the person's "
+            "landmarks (MediaPipe), not a DensePose network's output. Check it in the body parts view."
+        )
         return iuv, densepose_preview(iuv)
 
     @classmethod

@@ -62,10 +62,24 @@ def pose_maker() -> tuple[gr.Dropdown, list[gr.Slider]]:
         sliders = []
         for start in range(0, len(CONTROLS), 3):
             with gr.Row():
-                for control, value in zip(CONTROLS[start : start + 3], values[start : start + 3]):
+                for control, value in zip(CONTROLS[start : start + 3], values[start : start + 3], strict=True):
                     step = 1 if control.high > 5 else 0.01
                     sliders.append(gr.Slider(control.low, control.high, value=value, step=step, label=control.label, elem_id=f"pose-{control.name}"))
     return preset, sliders
+
+
+def pose_photo() -> gr.Image:
+    """An upload whose person's pose becomes the DensePose map (parts2whole.body.from_photo)."""
+    with gr.Accordion("Or take the pose from a photo", open=False, elem_id="pose-from-photo"):
+        gr.Markdown(
+            "Upload a photo of one person: a body model is fitted to them (MediaPipe landmarks). "
+            "It approximates DensePose; it is not a DensePose network's output."
+        )
+        photo = gr.Image(
+            label="Photo of a person", type="pil", image_mode=None, sources=("upload", "clipboard", "webcam"),
+            height=200, elem_id="pose-photo",
+        )
+    return photo
 
 
 def empty_editors(count: int = 1) -> dict | list[dict]:
@@ -98,13 +112,14 @@ def build_demo(handlers: Handlers) -> gr.Blocks:
             with gr.Column(scale=2):
                 gr.Markdown("### Pose")
                 with gr.Row():
-                    pose = gr.Image(label="DensePose map", type="pil", image_mode="RGB", sources=("upload", "clipboard"), height=300, elem_id="pose")
+                    pose = gr.Image(label="DensePose map", type="pil", image_mode="RGB", format="png", sources=("upload", "clipboard"), height=300, elem_id="pose")
                     pose_preview = gr.Image(label="Body parts", interactive=False, height=300)
                 pose_gallery = gr.Gallery(
                     [(str(path), path.stem.replace("_", " ")) for path in handlers.poses],
                     label="Or pick a pose", columns=4, height=150, allow_preview=False, object_fit="contain",
                 )
                 preset, pose_sliders = pose_maker()
+                photo = pose_photo()
 
         with gr.Row():
             with gr.Column(scale=3):
@@ -154,6 +169,7 @@ def build_demo(handlers: Handlers) -> gr.Blocks:
         preset.input(handlers.preset_chosen, [preset, height, width], [*pose_sliders, pose, pose_preview], api_name="pose_preset")
         for slider in pose_sliders:
             slider.input(handlers.pose_made, [preset, height, width, *pose_sliders], [pose, pose_preview], api_visibility="private", trigger_mode="always_last")
+        photo.upload(handlers.pose_from_photo, [photo, height, width], [pose, pose_preview], api_name="pose_from_photo")
         panel = [prompt, negative, seed, randomize, steps, guidance, height, width, num_images, scheduler]
         example_choice = gr.State()
         example_gallery.select(handlers.selected_index, None, example_choice, api_visibility="private").then(

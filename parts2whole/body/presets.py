@@ -92,6 +92,6 @@ def from_controls(preset: str, values: list[float]) -> tuple[Pose, Camera, Build
     """The pose, camera and build that `values` (one per control) set over `preset`."""
     if len(values) != len(CONTROLS):
         raise ValueError(f"Expected {len(CONTROLS)} control values, got {len(values)}.")
-    given = {control.name: min(max(float(value), control.low), control.high) for control, value in zip(CONTROLS, values)}
+    given = {control.name: min(max(float(value), control.low), control.high) for control, value in zip(CONTROLS, values, strict=True)}
     yaw, girth = given.pop("yaw"), given.pop("girth")
     return replace(PRESETS[preset].pose, **given).clamped(), Camera(yaw=yaw), Build(girth=girth)

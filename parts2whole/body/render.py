@@ -7,6 +7,7 @@ solid's local frame (`_hits`), only inside the solid's screen bounding box; the 
 so the person occludes itself exactly (an arm across the torso, the far leg behind the near one).
 """
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,6 +75,20 @@ class Projection:
             [self.pixel_centre[0] + self.scale * (cam[:, 0] - self.centre_xy[0]),
              self.pixel_centre[1] - self.scale * (cam[:, 1] - self.centre_xy[1])], axis=-1,
         )  # fmt: skip
+
+    def cropped(self, box: tuple[float, float, float, float], size: tuple[int, int]) -> "Projection":
+        """This view narrowed to `box` (left, top, right, bottom, in its pixels) and drawn at `size`.
+
+        The box is scaled to fit `size` without distortion and centred in it.
+        """
+        left, top, right, bottom = box
+        zoom = min(size[0] / (right - left), size[1] / (bottom - top))
+        cropped = copy.copy(self)
+        cropped.width, cropped.height = size
+        cropped.scale = self.scale * zoom
+        box_centre = np.array([left + right, top + bottom]) / 2
+        cropped.pixel_centre = (self.pixel_centre - box_centre) * zoom + np.array(size) / 2
+        return cropped
 
     def rays(self, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """World points on the rays through pixel centres (at camera z = 0) and the ray direction."""
@@ -231,6 +246,17 @@ class Figure:
 
     def surface(self, extra: list[Solid] = ()) -> SurfaceMaps:
         return render_surface([*self.body, *extra], self.frames, self.rest_frames, self.projection)
+
+    def crop(self, box: tuple[float, float, float, float], size: tuple[int, int]) -> "Figure":
+        """The same view narrowed to `box` (left, top, right, bottom, in this figure's pixels) at `size`.
+
+        A crop rendered at any resolution: a part's close-up, or with the whole frame and twice the
+        size, a supersampled render whose 2x2 pixel blocks are this figure's pixels.
+        """
+        cropped = copy.copy(self)
+        cropped.size = size
+        cropped.projection = self.projection.cropped(box, size)
+        return cropped
 
 
 def render_pose(

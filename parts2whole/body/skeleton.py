@@ -146,6 +146,12 @@ class Frame:
     length: float
 
 
+def side_angles(pose: Pose, side: str) -> list[tuple[str, float]]:
+    """The angles of one side's joints, named without the side ("elbow", "hip_flex", ...)."""
+    prefix = f"{side}_"
+    return [(name.removeprefix(prefix), value) for name, value in vars(pose).items() if name.startswith(prefix)]
+
+
 ARM_REST = rotation("z", 180)  # a limb hanging down: local +y points down, local +z stays forward
 FOOT_REST = rotation("x", 90)  # the foot points forward from the ankle, its local +z up
 
@@ -171,7 +177,7 @@ def bone_frames(build: Build, pose: Pose) -> dict[str, Frame]:
     add("head", "torso", (0, build.torso, 0), head_joint, np.eye(3), build.neck)
 
     for side, sign in (("left", 1.0), ("right", -1.0)):
-        angle = lambda joint: getattr(pose, f"{side}_{joint}")
+        angle = dict(side_angles(pose, side)).__getitem__
         shoulder = (
             rotation("z", sign * angle("shoulder_abduct"))
             @ rotation("x", -angle("shoulder_flex"))

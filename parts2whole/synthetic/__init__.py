@@ -1,0 +1,10 @@
+"""Synthetic people in the authors' dataset format, for training and testing without real photos.
+
+`python -m parts2whole.synthetic --out DIR --people N --seed S` writes a dataset; see
+`dataset.write_dataset` and the README.md it writes into DIR.
+"""
+
+from .dataset import Sample, make_sample, part_crops, write_dataset
+from .poses import random_camera, random_pose, reference_view
+
+__all__ = ["Sample", "make_sample", "part_crops", "random_camera", "random_pose", "reference_view", "write_dataset"]
