@@ -165,10 +165,11 @@ class Parts2WholePipeline(DiffusionPipeline):
         generator: torch.Generator | list[torch.Generator] | None,
         callback_on_step_end_tensor_inputs: list[str],
     ) -> list[str]:
-        """Every check on the call's arguments, each failing with a sentence; returns the labels in order."""
+        """Every check on the call's arguments, each failing with a sentence; returns the labels in order
+        (none for `appearance={}`, which `order_labels` alone would refuse)."""
         if not isinstance(appearance, dict):
             raise ValueError("`appearance` must be a dict from part label to image, e.g. {'face': image}.")
-        labels = order_labels(appearance)
+        labels = order_labels(appearance) if appearance else []
         for label in mask or {}:
             if label not in appearance:
                 raise ValueError(f"A mask is given for {label!r} but there is no {label!r} image in `appearance`.")
@@ -196,6 +197,8 @@ class Parts2WholePipeline(DiffusionPipeline):
     def prepare_parts(
         self, labels: list[str], appearance: dict, mask: dict | None, height: int, width: int
     ) -> PreparedParts:
+        if not labels:
+            return PreparedParts([], torch.zeros(0, 3, height, width), torch.zeros(0, 1, height, width), [])
         prepared = [prepare_reference(appearance[label], (mask or {}).get(label), width, height, label) for label in labels]
         pixels, masks, clip_images = zip(*prepared, strict=True)
         return PreparedParts(labels, torch.stack(pixels), torch.stack(masks), list(clip_images))
@@ -211,16 +214,32 @@ class Parts2WholePipeline(DiffusionPipeline):
 
     def encode_image_tokens(self, images: list[PIL.Image.Image], device: torch.device) -> torch.Tensor:
         """(1, MAX_PARTS, D): one projected CLIP image embedding per part, then zero tokens."""
-        pixels = self.feature_extractor(images=images, return_tensors="pt").pixel_values
-        embeds = self.image_encoder(pixels.to(device, self.image_encoder.dtype)).image_embeds
-        tokens = embeds.new_zeros(1, MAX_PARTS, embeds.shape[-1])
-        tokens[0, : len(images)] = embeds
+        dimension = self.image_encoder.config.projection_dim
+        tokens = torch.zeros(1, MAX_PARTS, dimension, device=device, dtype=self.image_encoder.dtype)
+        if images:
+            pixels = self.feature_extractor(images=images, return_tensors="pt").pixel_values
+            tokens[0, : len(images)] = self.image_encoder(pixels.to(device, self.image_encoder.dtype)).image_embeds
         return tokens
 
     def encode_reference_latents(self, pixels: torch.Tensor, device: torch.device) -> torch.Tensor:
         """VAE latents of the references: the posterior mean, so that a seed gives one image."""
         posterior = self.vae.encode(pixels.to(device, self.vae.dtype)).latent_dist
         return posterior.mode() * self.vae.config.scaling_factor
+
+    def capture_parts(
+        self,
+        bank: ReferenceBank,
+        parts: PreparedParts,
+        label_embeds: torch.Tensor,
+        device: torch.device,
+        dtype: torch.dtype,
+    ) -> None:
+        """Run the appearance encoder on the parts into `bank`. With no parts the bank stays empty,
+        so every self-attention of the denoising UNet is plain, as in the unconditional branch."""
+        if not parts.labels:
+            return
+        latents = self.encode_reference_latents(parts.pixels, device).to(dtype)
+        capture_reference_features(self.reference_unet, bank, latents, label_embeds, parts.masks.to(device, dtype))
 
     def prepare_latents(
         self,
@@ -278,6 +297,10 @@ class Parts2WholePipeline(DiffusionPipeline):
         `appearance` maps part labels (see `parts2whole.PART_LABELS`) to images; `mask` optionally
         maps the same labels to greyscale masks (white = the part; default: the alpha channel, else
         the whole image). Images may be PIL images, numpy arrays or paths.
+
+        `appearance={}` means no parts (e.g. an evaluation's ablation): zero image tokens and no
+        reference features, so the conditional branch's context differs from the unconditional
+        one's only by the prompt. The command line and the demo still refuse it (`order_labels`).
         """
         # 1. Check the inputs and read the images
         labels = self.check_inputs(
@@ -300,8 +323,7 @@ class Parts2WholePipeline(DiffusionPipeline):
             uncond_context = torch.cat([negative_embeds, torch.zeros_like(image_tokens)], dim=1)
             context = torch.cat([uncond_context.expand(num_images_per_prompt, -1, -1), context])
 
-        # 3. Encode the references and the pose, once for the whole generation
-        reference_latents = self.encode_reference_latents(parts.pixels, device).to(dtype)
+        # 3. Encode the pose, once for the whole generation
         pose_features = self.pose_guider(pose[None].to(device, self.pose_guider.dtype)).to(dtype)
 
         # 4. Timesteps and initial noise
@@ -313,9 +335,7 @@ class Parts2WholePipeline(DiffusionPipeline):
 
         # 5. Appearance encoder, then the denoising loop with the parts and the pose attached
         with self.reference_bank.generation() as bank, pose_added_to_conv_in(self.unet, pose_features):
-            capture_reference_features(
-                self.reference_unet, bank, reference_latents, label_embeds, parts.masks.to(device, dtype)
-            )
+            self.capture_parts(bank, parts, label_embeds, device, dtype)
             bank.num_uncond = num_images_per_prompt if self.do_classifier_free_guidance else 0
             with self.progress_bar(total=len(timesteps)) as progress_bar:
                 for i, t in enumerate(timesteps):

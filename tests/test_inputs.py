@@ -13,7 +13,6 @@ from parts2whole.preprocess import load_image, prepare_pose, prepare_reference, 
     ("overrides", "message"),
     [
         ({"appearance": {"hat": "x.png"}}, r"Unknown part label\(s\) 'hat'; the labels are: 'hair or headwear'"),
-        ({"appearance": {}, "mask": None}, "No parts given"),
         ({"appearance": None, "mask": None}, "`appearance` must be a dict"),
         ({"mask": {"shoes": np.zeros((8, 8), np.uint8)}}, "A mask is given for 'shoes' but there is no 'shoes' image"),
         ({"height": 100}, "`height` must be a positive multiple of 8, got 100"),
@@ -68,6 +67,12 @@ def test_wrong_types_and_shapes_are_refused() -> None:
 
 def test_labels_are_put_in_canonical_order() -> None:
     assert order_labels(["shoes", "face"]) == ["face", "shoes"]
+
+
+def test_order_labels_still_refuses_no_parts() -> None:
+    """The pipeline takes `appearance={}` (an evaluation's ablation); readers of user input do not."""
+    with pytest.raises(ValueError, match="No parts given"):
+        order_labels([])
 
 
 def test_exif_orientation_is_applied(tmp_path) -> None:

@@ -99,6 +99,28 @@ def test_guidance_scale_one_runs_without_the_unconditional_branch(pipe) -> None:
     assert all(call["args"][0].shape[0] == 4 for call in calls)
 
 
+def test_no_parts_make_the_conditional_branch_the_unconditional_one(pipe) -> None:
+    """`appearance={}`: no appearance encoder run, zero image tokens, plain self-attention. So with
+    the negative prompt equal to the prompt the two branches predict the same noise, and guidance
+    then changes nothing; with parts the same prompts give two different predictions."""
+    reference_calls = record_inputs(pipe.reference_unet)
+    predictions = []
+    pipe.unet.register_forward_hook(lambda module, args, output: predictions.append(output.sample))
+    same_prompts = dict(prompt="a person", negative_prompt="a person")
+    guided = pipe(**call_kwargs(appearance={}, mask=None, **same_prompts)).images
+    assert not reference_calls
+    for noise in predictions:
+        uncond, cond = noise.chunk(2)
+        torch.testing.assert_close(cond, uncond, rtol=0.0, atol=0.0)
+    unguided = pipe(**call_kwargs(appearance={}, mask=None, guidance_scale=1.0, **same_prompts)).images
+    np.testing.assert_allclose(guided, unguided, atol=1e-5)
+
+    predictions.clear()
+    pipe(**call_kwargs(2, **same_prompts))
+    uncond, cond = predictions[0].chunk(2)
+    assert (cond - uncond).abs().max() > 1e-4
+
+
 def test_each_image_of_a_batch_is_reproducible_from_its_own_generator(pipe) -> None:
     generators = [torch.Generator().manual_seed(s) for s in (5, 6)]
     batch = pipe(**call_kwargs(2, num_images_per_prompt=2, generator=generators)).images
