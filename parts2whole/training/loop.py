@@ -1,0 +1,275 @@
+"""`train.py`'s work: the VAE stage (models from scratch), then the main stage, with accelerate
+(one process on a CPU, or `accelerate launch` over GPUs and machines), mixed precision, gradient
+accumulation and clipping, EMA, resumable checkpoints, a CSV log and validation images."""
+
+import copy
+import csv
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate.utils import set_seed
+from diffusers import AutoencoderKL, DDPMScheduler
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel
+from PIL import Image, ImageOps
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, Sampler
+from tqdm.auto import tqdm
+
+from ..pipeline import Parts2WholePipeline
+from ..runtime import DEFAULTS_FILE
+from .components import scratch_components
+from .config import TrainConfig
+from .data import PartsDataset, collate
+from .step import FrozenEncoders, TrainedParts, training_loss
+
+
+class StepBatches(Sampler[list[int]]):
+    """The batches of micro-steps `start`, `start + 1`, ... for this process.
+
+    Pass e over the data is a permutation drawn from (seed, e), and each process takes its slice
+    of every global batch, so a micro-step always gets the same samples: a resumed run sees what an
+    uninterrupted one would have.
+    """
+
+    def __init__(self, size: int, batch_size: int, seed: int, start: int, rank: int = 0, world: int = 1) -> None:
+        self.size, self.batch_size, self.seed, self.start, self.rank, self.world = size, batch_size, seed, start, rank, world
+        self._orders: dict[int, np.ndarray] = {}
+
+    def index(self, position: int) -> int:
+        epoch, offset = divmod(position, self.size)
+        if epoch not in self._orders:
+            self._orders = {epoch: np.random.default_rng([self.seed, epoch]).permutation(self.size)}
+        return int(self._orders[epoch][offset])
+
+    def __iter__(self) -> Iterator[list[int]]:
+        micro_step = self.start
+        while True:
+            first = (micro_step * self.world + self.rank) * self.batch_size
+            yield [self.index(first + i) for i in range(self.batch_size)]
+            micro_step += 1
+
+
+def step_generator(seed: int, micro_step: int, rank: int) -> torch.Generator:
+    """The randomness of one micro-step (dropouts, noise, timesteps), whatever ran before it."""
+    return torch.Generator().manual_seed(int(np.random.default_rng([seed, micro_step, rank]).integers(2**62)))
+
+
+def make_accelerator(config: TrainConfig) -> Accelerator:
+    # The appearance encoder's tail never runs (SPEC §3), and a batch whose parts are all dropped
+    # leaves it unused: DDP must not wait for their gradients.
+    return Accelerator(
+        mixed_precision=config.mixed_precision,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+    )
+
+
+def training_data(config: TrainConfig, clip_processor, start: int, accelerator: Accelerator, batch_size: int) -> Iterator[dict]:
+    dataset = PartsDataset(
+        config.data, "train", (config.height, config.width), random_crop=True,
+        crop_scale=tuple(config.crop_scale), seed=config.seed, clip_processor=clip_processor,
+    )  # fmt: skip
+    sampler = StepBatches(len(dataset), batch_size, config.seed, start, accelerator.process_index, accelerator.num_processes)
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=config.num_workers)
+    return iter(loader)
+
+
+# ------------------------------------------------------------------------------------ VAE stage
+
+
+def train_vae(config: TrainConfig, accelerator: Accelerator) -> AutoencoderKL:
+    """Train the model's own VAE on targets and references, then set `scaling_factor` so that its
+    latents have unit spread (as Stable Diffusion's 0.18215 does for its VAE)."""
+    folder = Path(config.output_dir) / "vae"
+    if (folder / "config.json").is_file():
+        return AutoencoderKL.from_pretrained(folder)
+    vae = scratch_components(config.model)["vae"].train()
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=config.vae_learning_rate)
+    vae, optimizer = accelerator.prepare(vae, optimizer)
+    batches = training_data(config, None, 0, accelerator, config.vae_batch_size)
+    log = CsvLog(Path(config.output_dir) / "vae_log.csv", ("step", "loss", "reconstruction", "kl"))
+    for step in tqdm(range(config.vae_steps), desc="VAE", disable=not accelerator.is_main_process):
+        images = next(batches)["pixels"].to(accelerator.device)
+        with accelerator.autocast():
+            posterior = accelerator.unwrap_model(vae).encode(images).latent_dist
+            reconstruction = accelerator.unwrap_model(vae).decode(posterior.sample()).sample
+        rec_loss = F.mse_loss(reconstruction.float(), images.float())
+        kl = posterior.kl().mean()
+        loss = rec_loss + config.vae_kl_weight * kl
+        accelerator.backward(loss)
+        optimizer.step()
+        optimizer.zero_grad()
+        if accelerator.is_main_process and step % config.log_every == 0:
+            log.write(step, loss.item(), rec_loss.item(), kl.item())
+    vae = accelerator.unwrap_model(vae).eval()
+    accelerator.free_memory()  # forget the VAE stage's model and optimizer: checkpoints hold the main stage's only
+    with torch.no_grad():
+        spread = torch.cat([vae.encode(next(batches)["pixels"].to(accelerator.device)).latent_dist.mode() for _ in range(8)]).std()
+    vae.register_to_config(scaling_factor=float(1.0 / spread))
+    if accelerator.is_main_process:
+        vae.save_pretrained(folder)
+    accelerator.wait_for_everyone()
+    return vae.cpu()
+
+
+# ----------------------------------------------------------------------------------- main stage
+
+
+class CsvLog:
+    def __init__(self, path: Path, columns: tuple[str, ...]) -> None:
+        self.path = path
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(",".join(columns) + "\n")
+
+    def write(self, *values) -> None:
+        with self.path.open("a", newline="") as file:
+            csv.writer(file).writerow([f"{v:.6g}" if isinstance(v, float) else v for v in values])
+
+
+def initial_pipeline(config: TrainConfig, accelerator: Accelerator) -> Parts2WholePipeline:
+    """The released-layout checkpoint to fine-tune, or a new model (its VAE trained first)."""
+    if config.pretrained:
+        return Parts2WholePipeline.from_pretrained(config.pretrained)
+    vae = train_vae(config, accelerator) if config.vae_steps else None
+    return Parts2WholePipeline(**scratch_components(config.model, vae))
+
+
+def exported_pipeline(pipe: Parts2WholePipeline, model: TrainedParts, ema: EMAModel | None) -> Parts2WholePipeline:
+    """A pipeline with copies of the trained models (their EMA weights when kept), in float32."""
+    parameters = list(model.parameters())
+    if ema is not None:
+        ema.store(parameters)
+        ema.copy_to(parameters)
+    trained = {name: copy.deepcopy(getattr(model, name)).float().cpu() for name in ("unet", "reference_unet", "pose_guider")}
+    if ema is not None:
+        ema.restore(parameters)
+    frozen = {name: getattr(pipe, name) for name in ("vae", "text_encoder", "tokenizer", "image_encoder", "feature_extractor", "scheduler")}
+    frozen = {name: part.float().cpu() if isinstance(part, torch.nn.Module) else part for name, part in frozen.items()}
+    exported = Parts2WholePipeline(**frozen, **trained)
+    exported.set_progress_bar_config(disable=True)
+    return exported
+
+
+def save_model(pipe: Parts2WholePipeline, folder: Path, config: TrainConfig) -> None:
+    """The released layout, plus the settings the model is meant to be sampled with."""
+    pipe.save_pretrained(folder)
+    defaults = {
+        "height": config.height, "width": config.width, "steps": config.validation_steps,
+        "guidance_scale": config.validation_guidance, "scheduler": "ddim",
+    }  # fmt: skip
+    (folder / DEFAULTS_FILE).write_text(json.dumps(defaults, indent=2) + "\n")
+
+
+def validation_sheet(pipe: Parts2WholePipeline, config: TrainConfig) -> Image.Image:
+    """Rows of held-out people: references | pose | generated | ground truth."""
+    split = "test" if (Path(config.data) / "test.jsonl").exists() else "train"
+    dataset = PartsDataset(config.data, split, (config.height, config.width), random_crop=False)
+    rows = []
+    for sample in dataset.samples[: config.validation_people]:
+        image = pipe(
+            appearance={label: str(path) for label, path in sample.appearance.items()},
+            mask={label: str(path) for label, path in sample.mask.items()},
+            structure={"densepose": str(sample.densepose)}, height=config.height, width=config.width,
+            num_inference_steps=config.validation_steps, guidance_scale=config.validation_guidance,
+            generator=torch.Generator().manual_seed(0),
+        ).images[0]  # fmt: skip
+        size = (config.width, config.height)
+        tiles = [ImageOps.pad(Image.open(path).convert("RGB"), size, color=(255, 255, 255)) for path in sample.appearance.values()]
+        tiles += [Image.open(sample.densepose).convert("RGB").resize(size), image, Image.open(sample.target).convert("RGB").resize(size)]
+        rows.append(tiles)
+    columns = max(len(row) for row in rows)
+    sheet = Image.new("RGB", (columns * config.width, len(rows) * config.height), (255, 255, 255))
+    for r, row in enumerate(rows):
+        for c, tile in enumerate(row):
+            sheet.paste(tile, ((columns - len(row) + c) * config.width, r * config.height))
+    return sheet
+
+
+def latest_checkpoint(output_dir: Path) -> Path | None:
+    found = sorted((output_dir / "checkpoints").glob("step-*"))
+    return found[-1] if found else None
+
+
+def train(config: TrainConfig, resume: str | None = None) -> Path:
+    """Run (or resume) training; returns the folder of the final model in the released layout."""
+    accelerator = make_accelerator(config)
+    set_seed(config.seed)
+    output_dir = Path(config.output_dir)
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    pipe = initial_pipeline(config, accelerator)
+    frozen = FrozenEncoders(pipe.vae, pipe.text_encoder, pipe.tokenizer, pipe.image_encoder, accelerator.device)
+    model = TrainedParts(pipe.unet, pipe.reference_unet, pipe.pose_guider).train()
+    noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.adam_weight_decay)
+    lr_scheduler = get_scheduler("constant_with_warmup", optimizer, num_warmup_steps=config.lr_warmup_steps)
+    model, optimizer, lr_scheduler = accelerator.prepare(model, optimizer, lr_scheduler)
+    ema = None
+    if config.ema_decay:
+        ema = EMAModel(accelerator.unwrap_model(model).parameters(), decay=config.ema_decay)
+        ema.to(accelerator.device)
+        accelerator.register_for_checkpointing(ema)
+
+    step = 0
+    checkpoint = latest_checkpoint(output_dir) if resume == "latest" else Path(resume) if resume else None
+    if checkpoint is not None:
+        accelerator.load_state(str(checkpoint))
+        step = json.loads((checkpoint / "step.json").read_text())["step"]
+    accumulation = config.gradient_accumulation_steps
+    batches = training_data(config, pipe.feature_extractor, step * accumulation, accelerator, config.batch_size)
+    dropouts = (config.cfg_dropout, config.reference_dropout, config.caption_dropout)
+    log = CsvLog(output_dir / "log.csv", ("step", "loss", "lr", "seconds"))
+    progress = tqdm(total=config.max_steps, initial=step, desc="training", disable=not accelerator.is_main_process)
+    started, losses = time.time(), []
+    while step < config.max_steps:
+        for micro in range(accumulation):
+            generator = step_generator(config.seed, step * accumulation + micro, accelerator.process_index)
+            with accelerator.accumulate(model), accelerator.autocast():
+                loss = training_loss(model, frozen, noise_scheduler, next(batches), dropouts, generator)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and config.max_grad_norm:
+                    accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                optimizer.step()
+                lr_scheduler.step()
+                optimizer.zero_grad()
+            losses.append(loss.item())
+        step += 1
+        if ema is not None:
+            ema.step(accelerator.unwrap_model(model).parameters())
+        progress.update()
+        progress.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+        if accelerator.is_main_process and step % config.log_every == 0:
+            log.write(step, float(np.mean(losses)), lr_scheduler.get_last_lr()[0], time.time() - started)
+            losses = []
+        if step % config.checkpoint_every == 0 or step == config.max_steps:
+            save_checkpoint(accelerator, output_dir, step, config.keep_checkpoints)
+        if accelerator.is_main_process and config.validate_every and step % config.validate_every == 0:
+            exported = exported_pipeline(pipe, accelerator.unwrap_model(model), ema)
+            (output_dir / "validation").mkdir(exist_ok=True)
+            validation_sheet(exported, config).save(output_dir / "validation" / f"step-{step:06d}.png")
+    final = output_dir / "final"
+    if accelerator.is_main_process:
+        save_model(exported_pipeline(pipe, accelerator.unwrap_model(model), ema), final, config)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, keep: int) -> None:
+    """Everything a resume needs (weights, optimizer, EMA, step); only the last `keep` are kept."""
+    folder = output_dir / "checkpoints" / f"step-{step:06d}"
+    accelerator.save_state(str(folder))
+    if accelerator.is_main_process:
+        (folder / "step.json").write_text(json.dumps({"step": step}))
+        for old in sorted((output_dir / "checkpoints").glob("step-*"))[:-keep]:
+            shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+

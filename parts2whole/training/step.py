@@ -1,0 +1,153 @@
+"""One training step of Parts2Whole (SPEC §6): frozen encoders, per-sample dropouts, the denoising
+prediction of the three trained models, and the loss on epsilon."""
+
+from dataclasses import dataclass
+
+import torch
+from diffusers import AutoencoderKL, DDPMScheduler
+from torch import nn
+from torch.nn import functional as F
+from transformers import CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
+
+from ..attention import install_processors
+from ..labels import MAX_PARTS, PART_LABELS
+from ..pose_guider import PoseGuider, pose_added_to_conv_in
+from ..reference import ReferenceBank, capture_training_features
+
+
+class TrainedParts(nn.Module):
+    """The denoising UNet, the appearance encoder and the pose guider as one module, so that one
+    optimizer, one EMA and one DDP wrapper cover them; `forward` is a batch's noise prediction."""
+
+    def __init__(self, unet: nn.Module, reference_unet: nn.Module, pose_guider: PoseGuider) -> None:
+        super().__init__()
+        self.unet, self.reference_unet, self.pose_guider = unet, reference_unet, pose_guider
+        self.bank = ReferenceBank()
+        install_processors(unet, reference_unet, self.bank)
+
+    def forward(
+        self,
+        noisy_latents: torch.Tensor,
+        timesteps: torch.Tensor,
+        context: torch.Tensor,
+        ref_latents: torch.Tensor,
+        label_embeds: torch.Tensor,
+        ref_masks: torch.Tensor,
+        present: torch.Tensor,
+        pose: torch.Tensor,
+        use_pose: torch.Tensor,
+    ) -> torch.Tensor:
+        pose_features = self.pose_guider(pose) * use_pose.view(-1, 1, 1, 1)
+        with self.bank.training_batch(present):
+            capture_training_features(self.reference_unet, self.bank, ref_latents, label_embeds, ref_masks)
+            with pose_added_to_conv_in(self.unet, pose_features):
+                return self.unet(noisy_latents, timesteps, encoder_hidden_states=context).sample
+
+
+@dataclass
+class Conditions:
+    """What each sample of a batch is given after SPEC §6's dropouts."""
+
+    present: torch.Tensor  # (B, P) bool: the parts it attends to and has image tokens for
+    use_pose: torch.Tensor  # (B,) float: 0 where the pose is dropped
+    use_caption: torch.Tensor  # (B,) bool: False where the caption is replaced by the empty text
+
+
+def draw_conditions(
+    present: torch.Tensor, cfg_dropout: float, reference_dropout: float, caption_dropout: float, generator: torch.Generator
+) -> Conditions:
+    """Per sample: with `cfg_dropout` everything is dropped (empty text, no parts: the unconditional
+    branch of inference; the pose stays, as inference gives it to both branches); else with
+    `reference_dropout` one of the pose, all references, or each part with probability 1/2."""
+    batch = present.shape[0]
+    draw = torch.rand(batch, generator=generator)
+    which = torch.randint(0, 3, (batch,), generator=generator)
+    single = torch.rand(present.shape, generator=generator) < 0.5
+    dropped_caption = torch.rand(batch, generator=generator) < caption_dropout
+    unconditional = draw < cfg_dropout
+    reference = ~unconditional & (draw < cfg_dropout + reference_dropout)
+    keep = ~(unconditional | (reference & (which == 1)))[:, None] & ~((reference & (which == 2))[:, None] & single)
+    return Conditions(
+        present=present & keep,
+        use_pose=(~(reference & (which == 0))).float(),
+        use_caption=~(unconditional | dropped_caption),
+    )
+
+
+def pack_image_tokens(embeds: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    """(B, P, D) per-slot CLIP embeddings -> (B, MAX_PARTS, D): each sample's present parts first,
+    in slot order, then zero tokens, which is the layout inference builds (SPEC §4.4)."""
+    tokens = embeds.new_zeros(embeds.shape[0], MAX_PARTS, embeds.shape[-1])
+    rows, slots = present.nonzero(as_tuple=True)
+    rank = present.cumsum(dim=1)[rows, slots] - 1
+    tokens[rows, rank] = embeds[rows, slots]
+    return tokens
+
+
+class FrozenEncoders:
+    """The VAE, text and image encoders: frozen, run without gradients; the labels' text
+    embeddings and the empty text's are computed once."""
+
+    def __init__(
+        self,
+        vae: AutoencoderKL,
+        text_encoder: CLIPTextModel,
+        tokenizer: CLIPTokenizer,
+        image_encoder: CLIPVisionModelWithProjection,
+        device: torch.device,
+    ) -> None:
+        self.vae, self.text_encoder, self.tokenizer, self.image_encoder = vae, text_encoder, tokenizer, image_encoder
+        for model in (vae, text_encoder, image_encoder):
+            model.requires_grad_(False).eval().to(device)
+        self.device = device
+        self.label_embeds = self.encode_text(list(PART_LABELS))
+        self.empty_embed = self.encode_text([""])
+
+    @torch.no_grad()
+    def encode_text(self, texts: list[str]) -> torch.Tensor:
+        tokens = self.tokenizer(texts, padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True, return_tensors="pt")
+        return self.text_encoder(tokens.input_ids.to(self.device))[0]
+
+    @torch.no_grad()
+    def encode(self, batch: dict, conditions: Conditions, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Latents of the targets (sampled) and of the present references (posterior mean, as in
+        inference), and the cross-attention context."""
+        scale = self.vae.config.scaling_factor
+        posterior = self.vae.encode(batch["pixels"].to(self.device)).latent_dist
+        noise = torch.randn(posterior.mean.shape, generator=generator).to(self.device, posterior.mean.dtype)
+        latents = (posterior.mean + posterior.std * noise) * scale
+        present = conditions.present.to(self.device)
+        ref_pixels = batch["ref_pixels"].to(self.device)
+        ref_latents = latents.new_zeros(*present.shape, *latents.shape[1:])
+        if present.any():
+            ref_latents[present] = self.vae.encode(ref_pixels[present]).latent_dist.mode().to(latents.dtype) * scale
+        embeds = latents.new_zeros(*present.shape, self.label_embeds.shape[-1])
+        if present.any():
+            clip_pixels = batch["clip_pixels"].to(self.device)[present]
+            embeds[present] = self.image_encoder(clip_pixels).image_embeds.to(latents.dtype)
+        captions = [c if use else "" for c, use in zip(batch["caption"], conditions.use_caption.tolist(), strict=True)]
+        text = self.encode_text(captions).to(latents.dtype)
+        return {"latents": latents, "ref_latents": ref_latents, "context": torch.cat([text, pack_image_tokens(embeds, present)], 1)}
+
+
+def training_loss(
+    model: nn.Module,
+    frozen: FrozenEncoders,
+    noise_scheduler: DDPMScheduler,
+    batch: dict,
+    dropouts: tuple[float, float, float],
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """MSE between the predicted and the true noise at uniformly drawn timesteps."""
+    device = frozen.device
+    conditions = draw_conditions(batch["present"], *dropouts, generator=generator)
+    encoded = frozen.encode(batch, conditions, generator)
+    latents = encoded["latents"]
+    noise = torch.randn(latents.shape, generator=generator).to(device, latents.dtype)
+    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (latents.shape[0],), generator=generator).to(device)
+    noisy = noise_scheduler.add_noise(latents, noise, timesteps)
+    prediction = model(
+        noisy, timesteps, encoded["context"], encoded["ref_latents"], frozen.label_embeds, batch["ref_masks"].to(device),
+        conditions.present.to(device), batch["pose"].to(device), conditions.use_pose.to(device),
+    )  # fmt: skip
+    return F.mse_loss(prediction.float(), noise.float())
