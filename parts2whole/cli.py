@@ -18,7 +18,7 @@ from accelerate import PartialState
 from accelerate.utils import gather_object, parse_flag_from_env
 
 from .jobs import generate, read_inputs, schedulers_for, write_results
-from .runtime import OUT_OF_MEMORY_HINT, default_device, load_pipeline, parse_dtype
+from .runtime import OUT_OF_MEMORY_HINT, default_device, load_pipeline, mini_notice, model_defaults, model_folder, parse_dtype
 from .weights import DEFAULT_WEIGHTS_DIR
 
 
@@ -54,11 +54,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     state, device = process_and_device(args.device)
     try:
-        inputs = read_inputs(args.input)
+        folder = model_folder(args.weights)
+        inputs = read_inputs(args.input, model_defaults(folder))
         pipe = load_pipeline(args.weights, device, parse_dtype(args.dtype, device), args.low_vram)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    notice = mini_notice(folder)
+    if notice and state.is_main_process:
+        print(notice, file=sys.stderr)
     schedulers = schedulers_for(pipe)
     args.out.mkdir(parents=True, exist_ok=True)
     failures = 0

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from .labels import order_labels
 from .pipeline import Parts2WholePipeline
 from .runtime import SCHEDULERS, make_scheduler
 
@@ -36,8 +37,10 @@ settings written beside its image make that image again.
 """
 
 
-def read_inputs(path: Path) -> list[dict]:
-    """The inputs of a .json (one) or .jsonl (one a line) file, with image paths made absolute."""
+def read_inputs(path: Path, defaults: dict | None = None) -> list[dict]:
+    """The inputs of a .json (one) or .jsonl (one a line) file, with image paths made absolute.
+
+    `defaults` replace SETTINGS' defaults (a model's own defaults.json)."""
     try:
         text = path.read_text()
     except OSError as error:
@@ -50,19 +53,19 @@ def read_inputs(path: Path) -> list[dict]:
             entry = json.loads(line)
         except json.JSONDecodeError as error:
             raise ValueError(f"{where}: not valid JSON ({error.msg} at column {error.colno}).") from None
-        inputs.append(check_input(entry, path.parent, where))
+        inputs.append(check_input(entry, path.parent, where, defaults))
     if not inputs:
         raise ValueError(f"{path} holds no input.")
     return inputs
 
 
-def check_input(entry: object, base: Path, where: str) -> dict:
+def check_input(entry: object, base: Path, where: str, defaults: dict | None = None) -> dict:
     if not isinstance(entry, dict):
         raise ValueError(f"{where}: an input must be a JSON object.")
     unknown = sorted(set(entry) - set(IMAGE_GROUPS) - set(SETTINGS))
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {unknown}; the keys are {list(IMAGE_GROUPS) + list(SETTINGS)}.")
-    resolved = {**SETTINGS, **entry}
+    resolved = {**SETTINGS, **(defaults or {}), **entry}
     if resolved["scheduler"] not in SCHEDULERS:
         raise ValueError(f"{where}: unknown scheduler {resolved['scheduler']!r}; choose one of {list(SCHEDULERS)}.")
     for group in IMAGE_GROUPS:
@@ -70,6 +73,10 @@ def check_input(entry: object, base: Path, where: str) -> dict:
         if not isinstance(paths, dict) or not all(isinstance(p, str) for p in paths.values()):
             raise ValueError(f"{where}: {group!r} must map names to image paths.")
         resolved[group] = {name: str((base / p).resolve()) for name, p in paths.items()}
+    try:
+        order_labels(resolved["appearance"])  # the pipeline also takes no parts (for ablations); an input may not
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
     if resolved["seed"] is None:
         resolved["seed"] = random.randrange(2**31)
     return resolved

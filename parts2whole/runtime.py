@@ -3,13 +3,15 @@
 Shared by the command line and the demo, so that both load the model the same way.
 """
 
+import json
 import logging
+import os
 from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, DPMSolverMultistepScheduler, SchedulerMixin
 
-from .loading import DECOUPLED_ATTN_FILE, resolve_checkpoint
+from .loading import DECOUPLED_ATTN_FILE, missing_checkpoint_parts, resolve_checkpoint
 from .pipeline import Parts2WholePipeline
 from .weights import DEFAULT_WEIGHTS_DIR, SOURCES, fetch_command
 
@@ -22,6 +24,22 @@ SCHEDULERS: dict[str, tuple[type[SchedulerMixin], dict]] = {
 }
 """Scheduler name -> class and the settings it is made with from the checkpoint's scheduler config."""
 
+
+MINI_MODEL_DIR = Path(
+    os.environ.get("P2W_MINI_MODEL", Path(__file__).resolve().parents[1] / "pretrained_weights" / "parts2whole-mini")
+).resolve()
+"""The small model this project trained on its own synthetic people, shipped in the repository
+(docs/mini_model.md): what runs where the released weights have not been fetched. P2W_MINI_MODEL
+points elsewhere (or nowhere, to turn the fallback off)."""
+MINI_NOTICE = (
+    "Running parts2whole-mini, a small demo model trained on synthetic people: it draws synthetic people "
+    f"at {{width}}x{{height}}. Fetch the released weights for real photos: `{fetch_command('parts2whole')}`."
+)
+DEFAULTS_FILE = "defaults.json"
+"""Beside a checkpoint: the settings it is meant to be sampled with (height, width, steps,
+guidance_scale, scheduler), used instead of the released model's defaults."""
+SD_VAE_CHANNELS = [128, 256, 512, 512]
+"""The block widths of Stable Diffusion's VAE, the only VAE the fine-tuned one can replace."""
 
 OUT_OF_MEMORY_HINT = "Out of GPU memory: try --low-vram, a smaller height and width, or fewer images."
 
@@ -64,25 +82,54 @@ def checkpoint_folder(weights: str | Path) -> Path:
     return weights / SOURCES["parts2whole"].target
 
 
+def model_folder(weights: str | Path = DEFAULT_WEIGHTS_DIR) -> Path:
+    """The checkpoint to run: the released one under `weights` when it is complete, else the mini
+    model shipped in the repository, else the released one's place (so errors say how to fetch it)."""
+    released = checkpoint_folder(weights)
+    if missing_checkpoint_parts(released) and not missing_checkpoint_parts(MINI_MODEL_DIR):
+        return MINI_MODEL_DIR
+    return released
+
+
+def is_mini_model(folder: Path) -> bool:
+    return folder.resolve() == MINI_MODEL_DIR
+
+
+def model_defaults(folder: Path) -> dict:
+    """The settings of `folder`'s defaults.json, or {} where it has none."""
+    path = folder / DEFAULTS_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def mini_notice(folder: Path) -> str | None:
+    """What a user must know when the mini model runs; None for any other model."""
+    if not is_mini_model(folder):
+        return None
+    defaults = model_defaults(folder)
+    return MINI_NOTICE.format(width=defaults.get("width", "?"), height=defaults.get("height", "?"))
+
+
 def load_pipeline(
     weights: str | Path = DEFAULT_WEIGHTS_DIR,
     device: str | None = None,
     dtype: torch.dtype | None = None,
     low_vram: bool = False,
 ) -> Parts2WholePipeline:
-    """The pipeline on `device`, with the authors' fine-tuned VAE when it has been fetched.
+    """The pipeline of `model_folder(weights)` on `device`, with the authors' fine-tuned VAE in place
+    of a Stable Diffusion VAE when it has been fetched.
 
     `low_vram` keeps each model on the CPU until it runs (`enable_model_cpu_offload`).
     """
     device = device or default_device()
     check_device(device)
     dtype = dtype or parse_dtype(None, device)
-    checkpoint = resolve_checkpoint(checkpoint_folder(weights))
+    checkpoint = resolve_checkpoint(model_folder(weights))
     components = {}
-    vae_folder = checkpoint.parent / SOURCES["sd-vae-ft-mse"].target
-    if vae_folder.is_dir():
+    vae_folder = checkpoint_folder(weights).parent / SOURCES["sd-vae-ft-mse"].target
+    sd_vae = AutoencoderKL.load_config(checkpoint / "vae")["block_out_channels"] == SD_VAE_CHANNELS
+    if sd_vae and vae_folder.is_dir():
         components["vae"] = AutoencoderKL.from_pretrained(vae_folder, torch_dtype=dtype)
-    else:
+    elif sd_vae:
         logger.warning("Using the checkpoint's own VAE; `%s` fetches the one the authors use.", fetch_command("sd-vae-ft-mse"))
     pipe = Parts2WholePipeline.from_pretrained(checkpoint, torch_dtype=dtype, **components)
     if low_vram:

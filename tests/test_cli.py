@@ -1,6 +1,7 @@
 """`python -m parts2whole` on JSON and JSONL inputs in the authors' format."""
 
 import json
+import shutil
 import os
 import re
 import socket
@@ -14,6 +15,7 @@ import torch
 from PIL import Image
 
 from conftest import HEIGHT, WIDTH, densepose_image, make_parts
+from parts2whole import runtime
 from parts2whole.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -122,6 +124,8 @@ def test_accelerate_launch_shares_the_lines_and_writes_what_one_process_writes(r
         ('{"appearance": {"face": "f.png"}, "colour": 1}', r"unknown key\(s\) \['colour'\]"),
         ('{"appearance": {"face": "f.png"}, "scheduler": "heun"}', "unknown scheduler 'heun'"),
         ('{"appearance": ["f.png"]}', "'appearance' must map names to image paths"),
+        ('{"appearance": {}, "structure": {"densepose": "p.png"}}', "No parts given"),
+        ('{"appearance": {"hat": "h.png"}}', "Unknown part label"),
     ],
 )
 def test_bad_input_files_are_explained(tmp_path, capsys, content, message) -> None:
@@ -131,7 +135,8 @@ def test_bad_input_files_are_explained(tmp_path, capsys, content, message) -> No
     assert re.search(message, error), error
 
 
-def test_missing_weights_name_the_fetch_command(tmp_path, capsys) -> None:
+def test_missing_weights_name_the_fetch_command(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(runtime, "MINI_MODEL_DIR", tmp_path / "no-mini-model")
     entry = write_input(tmp_path)
     (tmp_path / "job.json").write_text(json.dumps(entry))
     assert main([str(tmp_path / "job.json"), "--out", str(tmp_path / "out"), "--weights", str(tmp_path / "none")]) == 2
@@ -158,3 +163,19 @@ def test_unavailable_device_is_explained(released_checkpoint, tmp_path, capsys, 
     assert "no usable CUDA GPU; use --device cpu" in capsys.readouterr().err
     assert main(args + ["--device", "tpu9"]) == 2
     assert "Unknown device 'tpu9'" in capsys.readouterr().err
+
+
+def test_without_released_weights_the_mini_model_runs_at_its_own_defaults(released_checkpoint, tmp_path, capsys, monkeypatch) -> None:
+    mini = tmp_path / "parts2whole-mini"
+    shutil.copytree(released_checkpoint[0], mini)
+    (mini / runtime.DEFAULTS_FILE).write_text(json.dumps({"height": 40, "width": 24, "steps": 2, "guidance_scale": 3.0, "scheduler": "dpm++2m"}))
+    monkeypatch.setattr(runtime, "MINI_MODEL_DIR", mini.resolve())
+    entry = write_input(tmp_path)
+    for setting in ("height", "width", "steps"):
+        del entry[setting]
+    (tmp_path / "job.json").write_text(json.dumps(entry))
+    assert main([str(tmp_path / "job.json"), "--out", str(tmp_path / "out"), "--weights", str(tmp_path / "empty")]) == 0
+    assert "parts2whole-mini, a small demo model trained on synthetic people" in capsys.readouterr().err
+    assert Image.open(tmp_path / "out" / "job.png").size == (24, 40)
+    settings = json.loads((tmp_path / "out" / "job.json").read_text())
+    assert (settings["steps"], settings["guidance_scale"], settings["scheduler"]) == (2, 3.0, "dpm++2m")
