@@ -43,7 +43,7 @@ def main() -> int:
         models.preload()
     for line in models.status():
         print(line, file=sys.stderr)
-    demo = build_demo(Handlers(models, load_examples(), load_poses()))
+    demo = build_demo(Handlers(models, load_examples(defaults=models.defaults()), load_poses()))
     demo.queue(default_concurrency_limit=settings.GENERATION_CONCURRENCY)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, css=CSS, allowed_paths=[str(settings.OUTPUT_DIR.resolve())])
     return 0

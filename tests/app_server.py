@@ -21,10 +21,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_app(weights: Path, outputs: Path, log: Path) -> tuple[subprocess.Popen, str, float]:
+def start_app(weights: Path, outputs: Path, log: Path, **env_vars: str) -> tuple[subprocess.Popen, str, float]:
     """Start the demo; returns the process, its URL and the seconds until its page answered."""
     port = free_port()
-    env = {**os.environ, "P2W_OUTPUT_DIR": str(outputs), "GRADIO_ANALYTICS_ENABLED": "False"}
+    env = {**os.environ, "P2W_OUTPUT_DIR": str(outputs), "GRADIO_ANALYTICS_ENABLED": "False", **env_vars}
     command = [sys.executable, "app.py", "--weights", str(weights), "--port", str(port), "--device", "cpu"]
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)

@@ -10,7 +10,7 @@ from app_server import REPO, start_app
 from app_server import running_app  # noqa: F401  (fixture)
 from parts2whole.labels import LABEL_FOLDERS, PART_LABELS
 
-EXAMPLE = REPO / "examples" / "casual"
+EXAMPLE = REPO / "examples" / "top_and_trousers"
 
 
 def empty_slots() -> list:
@@ -57,7 +57,8 @@ def test_bad_input_comes_back_as_a_sentence(running_app) -> None:  # noqa: F811
 
 
 def test_app_starts_without_weights_and_says_what_to_fetch(tmp_path) -> None:
-    process, url, _ = start_app(tmp_path / "no_weights", tmp_path / "outputs", tmp_path / "app.log")
+    no_mini_model = str(tmp_path / "no_mini_model")
+    process, url, _ = start_app(tmp_path / "no_weights", tmp_path / "outputs", tmp_path / "app.log", P2W_MINI_MODEL=no_mini_model)
     try:
         page = Client(url, verbose=False)
         slots = empty_slots()

@@ -1,6 +1,7 @@
 """The demo's handlers on tiny models: slots, masks, upscaling, pose, examples, generation."""
 
 import json
+import shutil
 import zipfile
 
 import gradio as gr
@@ -12,6 +13,7 @@ from PIL import Image
 from conftest import densepose_image, noise_image, rectangle_mask
 from tiny_models import write_demo_weights
 from parts2whole.body.presets import CONTROLS, PRESETS, control_values
+from parts2whole import runtime
 from parts2whole.cli import main as cli_main
 from parts2whole.densepose import densepose_problems
 from parts2whole.labels import PART_LABELS
@@ -100,6 +102,7 @@ def test_bad_settings_from_the_api_are_explained(handlers) -> None:
 
 def test_missing_weights_are_named_with_their_fetch_command(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setattr(settings, "OUTPUT_DIR", tmp_path / "outputs")
+    monkeypatch.setattr(runtime, "MINI_MODEL_DIR", tmp_path / "no-mini-model")
     models = Models(tmp_path / "empty", "cpu", torch.float32)
     assert [line.split("Run ")[1] for line in models.status()] == [
         "`python download_weights.py --only parts2whole`.",
@@ -180,7 +183,7 @@ def test_pose_upload_checks_and_previews(handlers, tmp_path) -> None:
 
 
 def test_every_example_fills_every_slot(handlers) -> None:
-    assert [example.name for example in handlers.examples] == ["arms_out", "casual", "red_dress"]
+    assert [example.name for example in handlers.examples] == ["dress", "no_shoes", "top_and_trousers"]
     for index, example in enumerate(handlers.examples):
         values = handlers.example_values(index)
         uploads, slots, rest = values[:6], values[6:18], values[18:]
@@ -243,3 +246,21 @@ def test_pose_maker_slider_extremes_give_valid_maps(extreme) -> None:
     assert pose.size == (512, 768) and densepose_problems(pose) == []
     moved, _ = Handlers.pose_made("walking", 768, 512, *[v if c.name != "yaw" else 0 for c, v in zip(CONTROLS, values)])
     assert moved.tobytes() != pose.tobytes()  # the view slider takes effect
+
+
+def test_without_released_weights_the_demo_runs_the_mini_model_at_its_defaults(demo_weights, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(settings, "OUTPUT_DIR", tmp_path / "outputs")
+    mini = tmp_path / "parts2whole-mini"
+    shutil.copytree(demo_weights / "parts2whole", mini)
+    (mini / runtime.DEFAULTS_FILE).write_text(json.dumps({"height": 40, "width": 24, "steps": 2, "guidance_scale": 3.0, "scheduler": "dpm++2m"}))
+    monkeypatch.setattr(runtime, "MINI_MODEL_DIR", mini.resolve())
+    models = Models(tmp_path / "empty", "cpu", torch.float32)
+    assert models.has_pipeline() and "small demo model trained on synthetic people" in models.status()[0]
+    assert not any("Generation is off" in line for line in models.status())
+    defaults = models.defaults()
+    assert (defaults["height"], defaults["width"], defaults["scheduler"]) == (40, 24, "dpm++2m")
+    examples = load_examples(defaults=defaults)
+    assert all(example.settings["height"] == 40 and example.settings["steps"] == 2 for example in examples)
+    slots = {"face": (editor_value(noise_image(1, (40, 50)).convert("RGBA")), WHOLE_IMAGE)}
+    gallery, *_ = Handlers(models, examples, []).generate(*generate_args(slots, densepose_image(), height=40, width=24))
+    assert Image.open(gallery[0][0]).size == (24, 40)

@@ -20,10 +20,11 @@ class Example:
     thumbnail: Image.Image
 
 
-def load_examples(root: Path = EXAMPLES_DIR) -> list[Example]:
+def load_examples(root: Path = EXAMPLES_DIR, defaults: dict | None = None) -> list[Example]:
+    """Every example, its unset settings taken from `defaults` (the model's own, see ui.models)."""
     examples = []
     for path in sorted(root.glob("*/example.json")):
-        (settings,) = read_inputs(path)
+        (settings,) = read_inputs(path, defaults)
         examples.append(Example(path.parent.name, settings, thumbnail(settings)))
     return examples
 

@@ -232,7 +232,7 @@ class Handlers:
             uploads.append(reference)
             slots += [editor_value(reference, mask), PART_MASK if mask else WHOLE_IMAGE]
         pose = load_image(example["structure"]["densepose"], "pose").convert("RGB")
-        scheduler = next(shown for shown, name in settings.SCHEDULER_CHOICES.items() if name == example["scheduler"])
+        scheduler = settings.scheduler_shown(example["scheduler"])
         return uploads + slots + [
             pose, densepose_preview(pose), example["prompt"], example["negative_prompt"], example["seed"], False,
             example["steps"], example["guidance_scale"], example["height"], example["width"], example["num_images"],

@@ -92,6 +92,7 @@ def build_demo(handlers: Handlers) -> gr.Blocks:
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}\n{DESCRIPTION}")
         status = handlers.models.status()
+        defaults = handlers.models.defaults()
         gr.Markdown("\n".join(f"- {line}" for line in status), elem_id="status", visible=bool(status))
 
         example_gallery = gr.Gallery(
@@ -130,14 +131,14 @@ def build_demo(handlers: Handlers) -> gr.Blocks:
                     randomize = gr.Checkbox(label="Random seed", value=True)
                 with gr.Accordion("Settings", open=False, elem_id="settings"):
                     with gr.Row():
-                        steps = gr.Slider(1, settings.MAX_STEPS, value=50, step=1, label="Steps", elem_id="steps")
-                        guidance = gr.Slider(1.0, 15.0, value=7.5, step=0.5, label="Guidance scale")
+                        steps = gr.Slider(1, settings.MAX_STEPS, value=defaults["steps"], step=1, label="Steps", elem_id="steps")
+                        guidance = gr.Slider(1.0, 15.0, value=defaults["guidance_scale"], step=0.5, label="Guidance scale")
                     with gr.Row():
-                        height = gr.Slider(256, settings.MAX_SIDE, value=768, step=8, label="Height", elem_id="height")
-                        width = gr.Slider(256, settings.MAX_SIDE, value=512, step=8, label="Width", elem_id="width")
+                        height = gr.Slider(settings.MIN_SIDE, settings.MAX_SIDE, value=defaults["height"], step=8, label="Height", elem_id="height")
+                        width = gr.Slider(settings.MIN_SIDE, settings.MAX_SIDE, value=defaults["width"], step=8, label="Width", elem_id="width")
                     with gr.Row():
                         num_images = gr.Slider(1, settings.MAX_IMAGES, value=1, step=1, label="Images")
-                        scheduler = gr.Dropdown(list(settings.SCHEDULER_CHOICES), value="DDIM", label="Scheduler")
+                        scheduler = gr.Dropdown(list(settings.SCHEDULER_CHOICES), value=settings.scheduler_shown(defaults["scheduler"]), label="Scheduler")
                 run = gr.Button("Generate", variant="primary", elem_id="generate")
             with gr.Column(scale=2):
                 results = gr.Gallery(label="Results", columns=2, height=420, format="png", elem_id="results", buttons=["download", "fullscreen"])

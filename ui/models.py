@@ -12,11 +12,11 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from parts2whole.jobs import generate, schedulers_for, write_results
+from parts2whole.jobs import SETTINGS, generate, schedulers_for, write_results
 from parts2whole.loading import WeightsNotFoundError, missing_checkpoint_parts
 from parts2whole.part_masks import PartMasker
 from parts2whole.pipeline import Parts2WholePipeline
-from parts2whole.runtime import checkpoint_folder, load_pipeline
+from parts2whole.runtime import checkpoint_folder, load_pipeline, mini_notice, model_defaults, model_folder
 from parts2whole.upscale import Upscaler
 from parts2whole.weights import SOURCES, fetch_command
 
@@ -66,7 +66,11 @@ class Models:
         return checkpoint_folder(self.weights).parent / SOURCES[name].target
 
     def has_pipeline(self) -> bool:
-        return not missing_checkpoint_parts(checkpoint_folder(self.weights))
+        return not missing_checkpoint_parts(model_folder(self.weights))
+
+    def defaults(self) -> dict:
+        """The generation settings the model is meant for: its defaults.json over the released model's."""
+        return {**SETTINGS, **model_defaults(model_folder(self.weights))}
 
     def has_masker(self) -> bool:
         return (self.segformer_folder() / "config.json").is_file()
@@ -77,6 +81,9 @@ class Models:
     def status(self) -> list[str]:
         """One sentence per missing set of weights: what is off and the command that fixes it."""
         lines = []
+        notice = mini_notice(model_folder(self.weights))
+        if notice:
+            lines.append(notice)
         if not self.has_pipeline():
             lines.append(f"Generation is off: the Parts2Whole weights are missing. Run `{fetch_command('parts2whole')}`.")
         if not self.has_masker():

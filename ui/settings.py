@@ -5,6 +5,8 @@ from pathlib import Path
 
 MAX_SIDE = int(os.environ.get("P2W_MAX_SIDE", "1024"))
 """Largest height or width offered for the generated image."""
+MIN_SIDE = int(os.environ.get("P2W_MIN_SIDE", "64"))
+"""Smallest height or width offered (the mini model is sampled at 128 x 96)."""
 MAX_IMAGES = int(os.environ.get("P2W_MAX_IMAGES", "4"))
 MAX_STEPS = int(os.environ.get("P2W_MAX_STEPS", "100"))
 UPSCALE_BELOW = int(os.environ.get("P2W_UPSCALE_BELOW", "256"))
@@ -17,5 +19,10 @@ OUTPUT_DIR = Path(os.environ.get("P2W_OUTPUT_DIR", "outputs"))
 """Each generation's inputs, images and settings are kept in a folder here."""
 SCHEDULER_CHOICES = {"DDIM": "ddim", "DPM++ 2M": "dpm++2m"}
 """Shown name -> the command line's scheduler name."""
+
+
+def scheduler_shown(name: str) -> str:
+    """The shown name of the command line's scheduler `name`."""
+    return next(shown for shown, value in SCHEDULER_CHOICES.items() if value == name)
 MASK_COLOUR = (255, 51, 102)
 """Colour of the mask overlay and of the brush."""
