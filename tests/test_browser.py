@@ -72,3 +72,35 @@ def test_click_an_example_generate_and_screenshot(running_app, tmp_path) -> None
             page.screenshot(path=shots / "3-result.png", full_page=True)
         browser.close()
     assert all((shots / name).stat().st_size > 10_000 for name in ("1-empty.png", "2-example.png", "3-result.png"))
+
+
+def test_pose_maker_draws_the_chosen_pose(running_app, tmp_path) -> None:  # noqa: F811
+    """Choose a preset and move a slider: the pose slot shows a new DensePose map each time."""
+    url = running_app[0]
+    shots = Path(os.environ.get("P2W_SCREENSHOT_DIR", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        page.wait_for_selector("#generate", timeout=60_000)
+        page.locator("#pose-maker").get_by_text("Or make a pose").click()
+        preset = page.locator("#pose-preset input")
+        preset.wait_for(state="visible")
+        pose_source = "document.querySelector('#pose img') ? document.querySelector('#pose img').src : ''"
+        for attempt in range(3):  # a choice made before the page has wired its events is lost
+            preset.click()
+            page.get_by_role("option", name="waving").click()
+            try:
+                page.wait_for_function(f"({pose_source}).length > 0", timeout=20_000)
+                break
+            except PlaywrightTimeout:
+                continue
+        else:
+            pytest.fail("choosing a preset never drew a pose")
+        first = page.evaluate(pose_source)
+        set_slider(page, "pose-yaw", 120)
+        page.wait_for_function(f"({pose_source}) !== {first!r}", timeout=20_000)
+        page.locator("#pose-maker").scroll_into_view_if_needed()
+        page.screenshot(path=shots / "6-pose-maker.png", full_page=True)
+        browser.close()
