@@ -53,10 +53,12 @@ class Upscaler:
         )
 
     def __call__(self, image: Image.Image) -> Image.Image:
-        """`image` (RGB or RGBA) four times larger; an alpha channel is upscaled too."""
-        rgba = image.mode == "RGBA"
-        array = np.asarray(image.convert("RGBA" if rgba else "RGB"))
-        bgr = array[..., [2, 1, 0, 3]] if rgba else array[..., ::-1]
+        """`image` (RGB or RGBA) four times larger. Only the colours go through the network; an alpha
+        channel is a mask here, resized plainly (the network's own alpha upscaling can lose it: an
+        opaque reference came back fully transparent)."""
+        bgr = np.asarray(image.convert("RGB"))[..., ::-1]
         output, _ = self.upsampler.enhance(np.ascontiguousarray(bgr), outscale=UPSCALE_FACTOR)
-        rgb = output[..., [2, 1, 0, 3]] if rgba else output[..., ::-1]
-        return Image.fromarray(np.ascontiguousarray(rgb))
+        upscaled = Image.fromarray(np.ascontiguousarray(output[..., ::-1]))
+        if image.mode == "RGBA":
+            upscaled.putalpha(image.getchannel("A").resize(upscaled.size, Image.Resampling.BICUBIC))
+        return upscaled

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import noise_image
+from conftest import noise_image, rectangle_mask
 from tiny_models import write_tiny_realesrgan, write_tiny_segformer
 from parts2whole.densepose import densepose_preview, densepose_problems, part_palette
 from parts2whole.labels import PART_LABELS
@@ -76,3 +76,8 @@ def test_upscaler_reads_the_network_size_from_the_weights(tmp_path) -> None:
     assert upscaler(noise_image(2, (20, 12))).size == (80, 48)
     rgba = upscaler(noise_image(3, (40, 36)).convert("RGBA"))  # larger than a tile: tiled
     assert rgba.size == (160, 144) and rgba.mode == "RGBA"
+    assert rgba.getchannel("A").getextrema() == (255, 255)  # an opaque reference stays opaque: its mask is whole
+    cut_out = noise_image(4, (20, 20)).convert("RGBA")
+    cut_out.putalpha(rectangle_mask((20, 20), (0.0, 0.0, 0.5, 1.0)))
+    alpha = np.asarray(upscaler(cut_out).getchannel("A"))
+    assert alpha[:, :36].min() == 255 and alpha[:, 44:].max() == 0  # the mask keeps its place
