@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from diffusers import DDPMScheduler
+from diffusers import AutoencoderKL, DDPMScheduler
 
 from parts2whole import Parts2WholePipeline
 from parts2whole.labels import MAX_PARTS
@@ -34,7 +34,8 @@ def tiny_config(dataset: Path, output_dir: Path, **overrides) -> TrainConfig:
     settings = dict(
         data=str(dataset), output_dir=str(output_dir), model=TINY_MODEL, height=32, width=24, learning_rate=2e-3,
         batch_size=2, max_steps=4, mixed_precision="no", num_workers=0, log_every=1, checkpoint_every=2,
-        validate_every=0, validation_steps=2, validation_guidance=2.0, vae_steps=3, vae_batch_size=2, ema_decay=0.9,
+        validate_every=0, validation_steps=2, validation_guidance=2.0, vae_steps=3, vae_decoder_steps=2, vae_batch_size=2,
+        ema_decay=0.9,
     )  # fmt: skip
     return TrainConfig(**{**settings, **overrides})
 
@@ -49,6 +50,10 @@ def test_training_saves_a_model_that_loads_and_generates(dataset, tmp_path):
     pipe = Parts2WholePipeline.from_pretrained(final)
     assert (final / DEFAULTS_FILE).is_file() and (tmp_path / "run" / "vae" / "config.json").is_file()
     assert pipe.vae.config.scaling_factor != 0.18215  # set from the trained VAE's latents
+    whole, tuned = (AutoencoderKL.from_pretrained(tmp_path / "run" / name).state_dict() for name in ("vae", "vae_decoder"))
+    assert all(torch.equal(whole[key], tuned[key]) for key in whole if key.startswith(("encoder.", "quant_conv.")))
+    assert not all(torch.equal(whole[key], tuned[key]) for key in whole if key.startswith("decoder."))
+    assert all(torch.equal(tensor, tuned[key]) for key, tensor in pipe.vae.state_dict().items())  # the model decodes with it
     sample = PartsDataset(dataset, "test", (32, 24)).samples[0]
     image = pipe(
         appearance={label: str(path) for label, path in sample.appearance.items()},
@@ -80,7 +85,7 @@ def test_loss_falls_on_a_fixed_batch(dataset, tmp_path):
     frozen = FrozenEncoders(pipe.vae, pipe.text_encoder, pipe.tokenizer, pipe.image_encoder, torch.device("cpu"))
     model = TrainedParts(pipe.unet, pipe.reference_unet, pipe.pose_guider)
     data = PartsDataset(dataset, "train", (32, 24), clip_processor=pipe.feature_extractor)
-    batch = collate([data[i] for i in range(4)])
+    batch = collate([data[i] for i in range(2)])
     scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
 
     def loss() -> torch.Tensor:
@@ -89,7 +94,7 @@ def test_loss_falls_on_a_fixed_batch(dataset, tmp_path):
     with torch.no_grad():
         before = loss().item()
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(40):
+    for _ in range(25):
         optimizer.zero_grad()
         loss().backward()
         optimizer.step()
@@ -127,3 +132,24 @@ def test_step_batches_resume_where_they_left_off():
     assert [next(resumed), next(resumed)] == batches[4:]
     two_processes = [iter(StepBatches(7, 3, 1, start=0, rank=rank, world=2)) for rank in (0, 1)]
     assert next(two_processes[0]) + next(two_processes[1]) == batches[0] + batches[1]
+
+
+def test_fine_tuning_starts_from_a_released_layout_checkpoint(released_checkpoint, tmp_path):
+    """The authors' layout in, the same layout out, the frozen parts unchanged and the trained ones moved."""
+    from conftest import HEIGHT, WIDTH
+
+    root = tmp_path / "data"
+    write_dataset(root, people=4, seed=3, size=(WIDTH, HEIGHT), workers=1, progress=False)
+    start = Parts2WholePipeline.from_pretrained(released_checkpoint[0])
+    config = TrainConfig(
+        data=str(root), output_dir=str(tmp_path / "run"), pretrained=str(released_checkpoint[0]), height=HEIGHT,
+        width=WIDTH, batch_size=2, max_steps=2, mixed_precision="no", num_workers=0, learning_rate=1e-3,
+        checkpoint_every=2, validate_every=0, validation_steps=2,
+    )  # fmt: skip
+    tuned = Parts2WholePipeline.from_pretrained(train(config))
+    for name in ("vae", "text_encoder", "image_encoder"):
+        before, after = getattr(start, name).state_dict(), getattr(tuned, name).state_dict()
+        assert all(torch.equal(before[key], after[key]) for key in before)
+    for name in ("unet", "pose_guider"):
+        before, after = getattr(start, name).state_dict(), getattr(tuned, name).state_dict()
+        assert not all(torch.equal(before[key], after[key]) for key in before)

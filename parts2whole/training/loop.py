@@ -84,37 +84,73 @@ def training_data(config: TrainConfig, clip_processor, start: int, accelerator: 
 # ------------------------------------------------------------------------------------ VAE stage
 
 
-def train_vae(config: TrainConfig, accelerator: Accelerator) -> AutoencoderKL:
-    """Train the model's own VAE on targets and references, then set `scaling_factor` so that its
-    latents have unit spread (as Stable Diffusion's 0.18215 does for its VAE)."""
-    folder = Path(config.output_dir) / "vae"
-    if (folder / "config.json").is_file():
-        return AutoencoderKL.from_pretrained(folder)
-    vae = scratch_components(config.model)["vae"].train()
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=config.vae_learning_rate)
-    vae, optimizer = accelerator.prepare(vae, optimizer)
+class VaeObjective(torch.nn.Module):
+    """A VAE's reconstruction and KL terms from one forward, so that DDP sees the whole computation.
+    With `decoder_only` the encoder runs without gradients: its latent space stays as it is."""
+
+    def __init__(self, vae: AutoencoderKL, decoder_only: bool) -> None:
+        super().__init__()
+        self.vae, self.decoder_only = vae, decoder_only
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.decoder_only):
+            posterior = self.vae.encode(images).latent_dist
+        reconstruction = self.vae.decode(posterior.sample()).sample
+        return F.mse_loss(reconstruction.float(), images.float()), posterior.kl().mean()
+
+
+def vae_stage(config: TrainConfig, accelerator: Accelerator, vae: AutoencoderKL, decoder_only: bool) -> AutoencoderKL:
+    """Train `vae` (or its decoder alone) on the training targets; logs to vae_log.csv / vae_decoder_log.csv."""
+    steps = config.vae_decoder_steps if decoder_only else config.vae_steps
+    if decoder_only:
+        vae.encoder.requires_grad_(False)
+        vae.quant_conv.requires_grad_(False)
+    objective = VaeObjective(vae.train(), decoder_only)
+    trained = [parameter for parameter in objective.parameters() if parameter.requires_grad]
+    optimizer = torch.optim.AdamW(trained, lr=config.vae_learning_rate)
+    objective, optimizer = accelerator.prepare(objective, optimizer)
     batches = training_data(config, None, 0, accelerator, config.vae_batch_size)
-    log = CsvLog(Path(config.output_dir) / "vae_log.csv", ("step", "loss", "reconstruction", "kl"))
-    for step in tqdm(range(config.vae_steps), desc="VAE", disable=not accelerator.is_main_process):
-        images = next(batches)["pixels"].to(accelerator.device)
+    name = "vae_decoder" if decoder_only else "vae"
+    log = CsvLog(Path(config.output_dir) / f"{name}_log.csv", ("step", "loss", "reconstruction", "kl"))
+    for step in tqdm(range(steps), desc=name, disable=not accelerator.is_main_process):
         with accelerator.autocast():
-            posterior = accelerator.unwrap_model(vae).encode(images).latent_dist
-            reconstruction = accelerator.unwrap_model(vae).decode(posterior.sample()).sample
-        rec_loss = F.mse_loss(reconstruction.float(), images.float())
-        kl = posterior.kl().mean()
-        loss = rec_loss + config.vae_kl_weight * kl
+            reconstruction, kl = objective(next(batches)["pixels"].to(accelerator.device))
+            loss = reconstruction + (0.0 if decoder_only else config.vae_kl_weight) * kl
         accelerator.backward(loss)
         optimizer.step()
         optimizer.zero_grad()
         if accelerator.is_main_process and step % config.log_every == 0:
-            log.write(step, loss.item(), rec_loss.item(), kl.item())
-    vae = accelerator.unwrap_model(vae).eval()
-    accelerator.free_memory()  # forget the VAE stage's model and optimizer: checkpoints hold the main stage's only
-    with torch.no_grad():
-        spread = torch.cat([vae.encode(next(batches)["pixels"].to(accelerator.device)).latent_dist.mode() for _ in range(8)]).std()
-    vae.register_to_config(scaling_factor=float(1.0 / spread))
-    if accelerator.is_main_process:
-        vae.save_pretrained(folder)
+            log.write(step, loss.item(), reconstruction.item(), kl.item())
+    vae = accelerator.unwrap_model(objective).vae.eval().requires_grad_(True)
+    accelerator.free_memory()  # forget this stage's model and optimizer: checkpoints hold the main stage's only
+    return vae
+
+
+def train_vae(config: TrainConfig, accelerator: Accelerator) -> AutoencoderKL:
+    """The model's own VAE: trained whole on the training targets (`vae_steps`), its `scaling_factor`
+    set so that its latents have unit spread (as 0.18215 does for Stable Diffusion's), then its
+    decoder alone trained further (`vae_decoder_steps`), which leaves the latents unchanged.
+    A stage whose result is saved in the output folder is not run again."""
+    output_dir = Path(config.output_dir)
+    folder = output_dir / "vae"
+    if (folder / "config.json").is_file():
+        vae = AutoencoderKL.from_pretrained(folder)
+    else:
+        vae = vae_stage(config, accelerator, scratch_components(config.model)["vae"], decoder_only=False)
+        batches = training_data(config, None, 0, accelerator, config.vae_batch_size)
+        with torch.no_grad():
+            latents = [vae.encode(next(batches)["pixels"].to(accelerator.device)).latent_dist.mode() for _ in range(8)]
+        vae.register_to_config(scaling_factor=float(1.0 / torch.cat(latents).std()))
+        if accelerator.is_main_process:
+            vae.save_pretrained(folder)
+    if config.vae_decoder_steps:
+        tuned = output_dir / "vae_decoder"
+        if (tuned / "config.json").is_file():
+            vae = AutoencoderKL.from_pretrained(tuned)
+        else:
+            vae = vae_stage(config, accelerator, vae, decoder_only=True)
+            if accelerator.is_main_process:
+                vae.save_pretrained(tuned)
     accelerator.wait_for_everyone()
     return vae.cpu()
 
