@@ -8,11 +8,13 @@ the test's temporary folder.
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Page, sync_playwright
 
 from app_server import running_app  # noqa: F401  (fixture)
 
@@ -34,15 +36,27 @@ def set_slider(page, elem_id: str, value: int) -> None:
     pytest.fail(f"the {elem_id} slider did not take {value}")
 
 
-def test_click_an_example_generate_and_screenshot(running_app, tmp_path) -> None:  # noqa: F811
-    url = running_app[0]
+def screenshot_folder(tmp_path: Path) -> Path:
     shots = Path(os.environ.get("P2W_SCREENSHOT_DIR", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
+    return shots
+
+
+@contextmanager
+def open_page(url: str) -> Iterator[Page]:
+    """The demo's page in chromium, once it shows the Generate button."""
     with sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(url)
         page.wait_for_selector("#generate", timeout=60_000)
+        yield page
+        browser.close()
+
+
+def test_click_an_example_generate_and_screenshot(running_app, tmp_path) -> None:  # noqa: F811
+    shots = screenshot_folder(tmp_path)
+    with open_page(running_app[0]) as page:
         page.screenshot(path=shots / "1-empty.png", full_page=True)
 
         filled = "document.querySelector('#prompt textarea').value.startsWith('a person with')"
@@ -70,25 +84,18 @@ def test_click_an_example_generate_and_screenshot(running_app, tmp_path) -> None
             )
         finally:
             page.screenshot(path=shots / "3-result.png", full_page=True)
-        browser.close()
     assert all((shots / name).stat().st_size > 10_000 for name in ("1-empty.png", "2-example.png", "3-result.png"))
 
 
 def test_pose_maker_draws_the_chosen_pose(running_app, tmp_path) -> None:  # noqa: F811
     """Choose a preset and move a slider: the pose slot shows a new DensePose map each time."""
-    url = running_app[0]
-    shots = Path(os.environ.get("P2W_SCREENSHOT_DIR", tmp_path))
-    shots.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(url)
-        page.wait_for_selector("#generate", timeout=60_000)
+    shots = screenshot_folder(tmp_path)
+    with open_page(running_app[0]) as page:
         page.locator("#pose-maker").get_by_text("Or make a pose").click()
         preset = page.locator("#pose-preset input")
         preset.wait_for(state="visible")
         pose_source = "document.querySelector('#pose img') ? document.querySelector('#pose img').src : ''"
-        for attempt in range(3):  # a choice made before the page has wired its events is lost
+        for _ in range(3):  # a choice made before the page has wired its events is lost
             preset.click()
             page.get_by_role("option", name="waving").click()
             try:
@@ -103,4 +110,3 @@ def test_pose_maker_draws_the_chosen_pose(running_app, tmp_path) -> None:  # noq
         page.wait_for_function(f"({pose_source}) !== {first!r}", timeout=20_000)
         page.locator("#pose-maker").scroll_into_view_if_needed()
         page.screenshot(path=shots / "6-pose-maker.png", full_page=True)
-        browser.close()
