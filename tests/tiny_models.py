@@ -22,17 +22,14 @@ from transformers import (
 )
 
 from parts2whole import PoseGuider
+from parts2whole.training.components import character_tokenizer
 
 HIDDEN = 32  # cross-attention width of the tiny models
 
 
 def tiny_tokenizer() -> CLIPTokenizer:
     """A character-level CLIP tokenizer (no merges) over lower-case letters and digits."""
-    chars = [chr(c) for c in range(ord("a"), ord("z") + 1)] + [str(d) for d in range(10)]
-    vocab = {token: i for i, token in enumerate(chars + [c + "</w>" for c in chars])}
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+    return character_tokenizer()
 
 
 def tiny_unet(seed: int) -> UNet2DConditionModel:
