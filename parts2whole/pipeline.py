@@ -38,6 +38,22 @@ OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 STRUCTURE_KEYS = ("densepose",)
 
 
+def text_embeddings(
+    tokenizer: CLIPTokenizer, text_encoder: CLIPTextModel, texts: list[str], device: torch.device
+) -> torch.Tensor:
+    """CLIP text embeddings (len(texts), max length, D), each text on its own, cut to the encoder's length."""
+    max_length = tokenizer.model_max_length
+    tokens = tokenizer(texts, padding="max_length", max_length=max_length, truncation=True, return_tensors="pt")
+    return text_encoder(tokens.input_ids.to(device))[0]
+
+
+def reference_latents(vae: AutoencoderKL, pixels: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """VAE latents of references: the posterior mean (so that a seed gives one image), scaled.
+    Training encodes references the same way, so the appearance encoder sees what it will see."""
+    posterior = vae.encode(pixels.to(device, vae.dtype)).latent_dist
+    return posterior.mode() * vae.config.scaling_factor
+
+
 @dataclass
 class Parts2WholePipelineOutput(BaseOutput):
     """`images`: PIL images, an (N, H, W, 3) array, an (N, 3, H, W) tensor, or latents."""
@@ -204,13 +220,12 @@ class Parts2WholePipeline(DiffusionPipeline):
         return PreparedParts(labels, torch.stack(pixels), torch.stack(masks), list(clip_images))
 
     def encode_text(self, texts: list[str], device: torch.device) -> torch.Tensor:
-        """CLIP text embeddings (len(texts), 77, D), each text on its own."""
+        """CLIP text embeddings (len(texts), 77, D), each text on its own; says when a text is cut."""
         max_length = self.tokenizer.model_max_length
-        tokens = self.tokenizer(texts, padding="max_length", max_length=max_length, truncation=True, return_tensors="pt")
         untruncated = self.tokenizer(texts, padding="longest", return_tensors="pt").input_ids
         if untruncated.shape[-1] > max_length:
             logger.warning(f"Prompts are cut to the text encoder's {max_length} tokens.")
-        return self.text_encoder(tokens.input_ids.to(device))[0]
+        return text_embeddings(self.tokenizer, self.text_encoder, texts, device)
 
     def encode_image_tokens(self, images: list[PIL.Image.Image], device: torch.device) -> torch.Tensor:
         """(1, MAX_PARTS, D): one projected CLIP image embedding per part, then zero tokens."""
@@ -220,11 +235,6 @@ class Parts2WholePipeline(DiffusionPipeline):
             pixels = self.feature_extractor(images=images, return_tensors="pt").pixel_values
             tokens[0, : len(images)] = self.image_encoder(pixels.to(device, self.image_encoder.dtype)).image_embeds
         return tokens
-
-    def encode_reference_latents(self, pixels: torch.Tensor, device: torch.device) -> torch.Tensor:
-        """VAE latents of the references: the posterior mean, so that a seed gives one image."""
-        posterior = self.vae.encode(pixels.to(device, self.vae.dtype)).latent_dist
-        return posterior.mode() * self.vae.config.scaling_factor
 
     def capture_parts(
         self,
@@ -238,7 +248,7 @@ class Parts2WholePipeline(DiffusionPipeline):
         so every self-attention of the denoising UNet is plain, as in the unconditional branch."""
         if not parts.labels:
             return
-        latents = self.encode_reference_latents(parts.pixels, device).to(dtype)
+        latents = reference_latents(self.vae, parts.pixels, device).to(dtype)
         capture_reference_features(self.reference_unet, bank, latents, label_embeds, parts.masks.to(device, dtype))
 
     def prepare_latents(

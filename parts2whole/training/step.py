@@ -11,6 +11,7 @@ from transformers import CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjec
 
 from ..attention import install_processors
 from ..labels import MAX_PARTS, PART_LABELS
+from ..pipeline import reference_latents, text_embeddings
 from ..pose_guider import PoseGuider, pose_added_to_conv_in
 from ..reference import ReferenceBank, capture_training_features
 
@@ -86,7 +87,7 @@ def pack_image_tokens(embeds: torch.Tensor, present: torch.Tensor) -> torch.Tens
 
 class FrozenEncoders:
     """The VAE, text and image encoders: frozen, run without gradients; the labels' text
-    embeddings and the empty text's are computed once."""
+    embeddings are computed once."""
 
     def __init__(
         self,
@@ -101,12 +102,10 @@ class FrozenEncoders:
             model.requires_grad_(False).eval().to(device)
         self.device = device
         self.label_embeds = self.encode_text(list(PART_LABELS))
-        self.empty_embed = self.encode_text([""])
 
     @torch.no_grad()
     def encode_text(self, texts: list[str]) -> torch.Tensor:
-        tokens = self.tokenizer(texts, padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True, return_tensors="pt")
-        return self.text_encoder(tokens.input_ids.to(self.device))[0]
+        return text_embeddings(self.tokenizer, self.text_encoder, texts, self.device)
 
     @torch.no_grad()
     def encode(self, batch: dict, conditions: Conditions, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -120,7 +119,7 @@ class FrozenEncoders:
         ref_pixels = batch["ref_pixels"].to(self.device)
         ref_latents = latents.new_zeros(*present.shape, *latents.shape[1:])
         if present.any():
-            ref_latents[present] = self.vae.encode(ref_pixels[present]).latent_dist.mode().to(latents.dtype) * scale
+            ref_latents[present] = reference_latents(self.vae, ref_pixels[present], self.device).to(latents.dtype)
         embeds = latents.new_zeros(*present.shape, self.label_embeds.shape[-1])
         if present.any():
             clip_pixels = batch["clip_pixels"].to(self.device)[present]
