@@ -291,3 +291,10 @@ def test_bad_settings_are_refused(dataset_root):
         PartsDataset(dataset_root, size=(50, 32))
     with pytest.raises(ValueError, match="crop_scale"):
         PartsDataset(dataset_root, crop_scale=(0.9, 1.1))
+
+
+def test_without_references_only_the_target_side_is_read(dataset_root: Path) -> None:
+    full = PartsDataset(dataset_root, size=SIZE, seed=1)[0]
+    bare = PartsDataset(dataset_root, size=SIZE, seed=1, with_references=False)[0]
+    assert not {"ref_pixels", "ref_masks", "present"} & set(bare)
+    assert torch.equal(full["pixels"], bare["pixels"]) and torch.equal(full["pose"], bare["pose"])

@@ -65,6 +65,7 @@ class PartsDataset(Dataset):
     `ref_pixels` (P, 3, H, W) in [-1, 1] and `ref_masks` (P, 1, H, W) in [0, 1], zeros where a
     slot is absent; `present` (P,) bool; `caption` (str); `clip_pixels` (P, 3, S, S), zeros where
     absent, only with a `clip_processor`; `parsing` (H, W) int64, only when `root/parsing` exists.
+    Without `with_references` (a VAE trained on the targets alone) no reference is read.
 
     With `random_crop` the target, pose and parsing map share a random crop of the output's aspect
     covering a fraction `crop_scale` of the largest such box (the whole image when the aspects
@@ -83,6 +84,7 @@ class PartsDataset(Dataset):
         seed: int = 0,
         clip_processor: CLIPImageProcessor | None = None,
         pose_resample: Image.Resampling = POSE_RESAMPLE,
+        with_references: bool = True,
     ) -> None:
         height, width = size
         if height <= 0 or width <= 0 or height % 8 or width % 8:
@@ -97,6 +99,7 @@ class PartsDataset(Dataset):
         self.epoch = 0
         self.clip_processor = clip_processor
         self.pose_resample = pose_resample
+        self.with_references = with_references
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -120,7 +123,7 @@ class PartsDataset(Dataset):
         item = {
             "pixels": pil_to_tensor(resize_box(target, size, box, Image.Resampling.BICUBIC)) * 2.0 - 1.0,
             "pose": prepare_pose(pose, self.width, self.height),
-            **self.references(sample),
+            **(self.references(sample) if self.with_references else {}),
             "caption": sample.caption,
         }
         if sample.parsing is not None:

@@ -71,10 +71,12 @@ def make_accelerator(config: TrainConfig) -> Accelerator:
     )
 
 
-def training_data(config: TrainConfig, clip_processor, start: int, accelerator: Accelerator, batch_size: int) -> Iterator[dict]:
+def training_data(
+    config: TrainConfig, clip_processor, start: int, accelerator: Accelerator, batch_size: int, with_references: bool = True
+) -> Iterator[dict]:
     dataset = PartsDataset(
-        config.data, "train", (config.height, config.width), random_crop=True,
-        crop_scale=tuple(config.crop_scale), seed=config.seed, clip_processor=clip_processor,
+        config.data, "train", (config.height, config.width), random_crop=True, crop_scale=tuple(config.crop_scale),
+        seed=config.seed, clip_processor=clip_processor, with_references=with_references,
     )  # fmt: skip
     sampler = StepBatches(len(dataset), batch_size, config.seed, start, accelerator.process_index, accelerator.num_processes)
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=config.num_workers)
@@ -109,7 +111,7 @@ def vae_stage(config: TrainConfig, accelerator: Accelerator, vae: AutoencoderKL,
     trained = [parameter for parameter in objective.parameters() if parameter.requires_grad]
     optimizer = torch.optim.AdamW(trained, lr=config.vae_learning_rate)
     objective, optimizer = accelerator.prepare(objective, optimizer)
-    batches = training_data(config, None, 0, accelerator, config.vae_batch_size)
+    batches = training_data(config, None, 0, accelerator, config.vae_batch_size, with_references=False)
     name = "vae_decoder" if decoder_only else "vae"
     log = CsvLog(Path(config.output_dir) / f"{name}_log.csv", ("step", "loss", "reconstruction", "kl"))
     for step in tqdm(range(steps), desc=name, disable=not accelerator.is_main_process):
@@ -137,7 +139,7 @@ def train_vae(config: TrainConfig, accelerator: Accelerator) -> AutoencoderKL:
         vae = AutoencoderKL.from_pretrained(folder)
     else:
         vae = vae_stage(config, accelerator, scratch_components(config.model)["vae"], decoder_only=False)
-        batches = training_data(config, None, 0, accelerator, config.vae_batch_size)
+        batches = training_data(config, None, 0, accelerator, config.vae_batch_size, with_references=False)
         with torch.no_grad():
             latents = [vae.encode(next(batches)["pixels"].to(accelerator.device)).latent_dist.mode() for _ in range(8)]
         vae.register_to_config(scaling_factor=float(1.0 / torch.cat(latents).std()))
