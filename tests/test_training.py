@@ -13,7 +13,8 @@ from parts2whole.labels import MAX_PARTS
 from parts2whole.synthetic import write_dataset
 from parts2whole.training.config import ModelConfig, TrainConfig
 from parts2whole.training.data import PartsDataset, collate
-from parts2whole.runtime import DEFAULTS_FILE
+from parts2whole.runtime import DEFAULTS_FILE, SCHEDULERS, make_scheduler
+from parts2whole.training.components import scratch_components
 from parts2whole.training.loop import StepBatches, train
 from parts2whole.training.step import draw_conditions, pack_image_tokens
 
@@ -75,12 +76,14 @@ def test_resumed_run_continues_as_an_uninterrupted_one(dataset, tmp_path):
         assert resumed[step] == pytest.approx(expected[step], rel=1e-5, abs=1e-7)
 
 
-def test_loss_falls_on_a_fixed_batch(dataset, tmp_path):
+@pytest.mark.parametrize("zero_terminal_snr", [False, True])
+def test_loss_falls_on_a_fixed_batch(dataset, tmp_path, zero_terminal_snr):
     """A few dozen steps on the same batch must lower its loss at fixed noise and timesteps."""
     from parts2whole.training.loop import initial_pipeline, make_accelerator
     from parts2whole.training.step import FrozenEncoders, TrainedParts, training_loss
 
-    config = tiny_config(dataset, tmp_path / "fixed", vae_steps=0)
+    model_config = ModelConfig(**{**TINY_MODEL.__dict__, "zero_terminal_snr": zero_terminal_snr})
+    config = tiny_config(dataset, tmp_path / "fixed", vae_steps=0, model=model_config)
     pipe = initial_pipeline(config, make_accelerator(config))
     frozen = FrozenEncoders(pipe.vae, pipe.text_encoder, pipe.tokenizer, pipe.image_encoder, torch.device("cpu"))
     model = TrainedParts(pipe.unet, pipe.reference_unet, pipe.pose_guider)
@@ -100,6 +103,20 @@ def test_loss_falls_on_a_fixed_batch(dataset, tmp_path):
         optimizer.step()
     with torch.no_grad():
         assert loss().item() < 0.7 * before
+
+
+@pytest.mark.parametrize("name", list(SCHEDULERS))
+def test_zero_terminal_snr_schedule_starts_from_pure_noise(name):
+    """The last training timestep keeps no trace of the image, and sampling starts there."""
+    config = scratch_components(ModelConfig(**{**TINY_MODEL.__dict__, "zero_terminal_snr": True}))["scheduler"].config
+    assert DDPMScheduler.from_config(config).alphas_cumprod[-1] == 0 and config.prediction_type == "v_prediction"
+    scheduler = make_scheduler(name, config)
+    scheduler.set_timesteps(5)
+    assert scheduler.timesteps[0] == 999
+    sample = torch.randn(1, 4, 4, 4)
+    for t in scheduler.timesteps:
+        sample = scheduler.step(torch.zeros_like(sample), t, sample).prev_sample
+    assert torch.isfinite(sample).all()
 
 
 def test_dropouts_do_what_they_claim():
@@ -132,6 +149,13 @@ def test_step_batches_resume_where_they_left_off():
     assert [next(resumed), next(resumed)] == batches[4:]
     two_processes = [iter(StepBatches(7, 3, 1, start=0, rank=rank, world=2)) for rank in (0, 1)]
     assert next(two_processes[0]) + next(two_processes[1]) == batches[0] + batches[1]
+
+
+def test_step_batches_visit_every_sample_once_a_pass_and_name_the_pass():
+    """Keys (index, epoch): the dataset draws a new crop for each pass, not the same crop forever."""
+    batches = iter(StepBatches(size=6, batch_size=3, seed=2, start=0))
+    keys = [key for _ in range(4) for key in next(batches)]
+    assert sorted(keys[:6]) == [(i, 0) for i in range(6)] and sorted(keys[6:]) == [(i, 1) for i in range(6)]
 
 
 def test_fine_tuning_starts_from_a_released_layout_checkpoint(released_checkpoint, tmp_path):

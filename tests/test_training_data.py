@@ -212,6 +212,8 @@ def test_crops_are_seeded_per_item_and_epoch(dataset_root):
     assert torch.equal(pixels(seed=7), pixels(seed=7))
     assert not torch.equal(pixels(seed=7), pixels(seed=8))
     assert not torch.equal(pixels(seed=7), pixels(seed=7, epoch=1))
+    keyed = PartsDataset(dataset_root, size=SIZE, crop_scale=(0.5, 0.6), seed=7)
+    assert torch.equal(keyed[(0, 1)]["pixels"], pixels(seed=7, epoch=1))
 
 
 def test_collate_makes_a_batch(dataset_root):

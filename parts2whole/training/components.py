@@ -60,6 +60,15 @@ def make_unet(config: ModelConfig, latent_channels: int) -> UNet2DConditionModel
     )
 
 
+def schedule_settings(config: ModelConfig) -> dict:
+    """The released schedule (SPEC §4), or with `zero_terminal_snr` the same betas rescaled so that
+    the last timestep holds no signal at all, which needs v-prediction and sampling that starts
+    at that timestep ("trailing"). Why a small model needs it: docs/training.md."""
+    if not config.zero_terminal_snr:
+        return {}
+    return {"rescale_betas_zero_snr": True, "prediction_type": "v_prediction", "timestep_spacing": "trailing"}
+
+
 def scratch_components(config: ModelConfig, vae: AutoencoderKL | None = None) -> dict:
     """Every pipeline component of a new model; `vae` is the one the VAE stage trained, if any.
 
@@ -89,7 +98,7 @@ def scratch_components(config: ModelConfig, vae: AutoencoderKL | None = None) ->
     )
     scheduler = DDIMScheduler(
         beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
-        clip_sample=False, set_alpha_to_one=False, steps_offset=1,
+        clip_sample=False, set_alpha_to_one=False, steps_offset=1, **schedule_settings(config),
     )  # fmt: skip
     return dict(
         vae=vae,

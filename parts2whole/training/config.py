@@ -26,6 +26,7 @@ class ModelConfig:
     pose_guider_channels: list[int] = field(default_factory=lambda: [8, 16, 32, 64])
     vae_channels: list[int] = field(default_factory=lambda: [32, 64, 64, 64])
     vae_latent_channels: int = 4
+    zero_terminal_snr: bool = False  # docs/training.md: the noise schedule of a small latent
 
 
 @dataclass

@@ -71,7 +71,9 @@ class PartsDataset(Dataset):
     covering a fraction `crop_scale` of the largest such box (the whole image when the aspects
     match), as the authors train; without it they are resized whole, as inference resizes the pose,
     so that a generated image lines up with its evaluation target. Item i's crop depends only on
-    (`seed`, epoch, i), so it is the same in any worker; `set_epoch` draws new crops.
+    (`seed`, epoch, i), so it is the same in any worker: the key `(i, epoch)` names the epoch
+    (a training sampler's way: workers hold copies of the dataset), a plain `i` the epoch last
+    given to `set_epoch`.
     """
 
     def __init__(
@@ -108,10 +110,11 @@ class PartsDataset(Dataset):
         """Draw new crops for every item (call before each epoch; DataLoader workers get a copy)."""
         self.epoch = epoch
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        index, epoch = key if isinstance(key, tuple) else (key, self.epoch)
         sample = self.samples[index]
         try:
-            return self.load(sample, np.random.default_rng([self.seed, self.epoch, index]))
+            return self.load(sample, np.random.default_rng([self.seed, epoch, index]))
         except ValueError as error:
             raise ValueError(f"{sample.where}: {error}") from None
 

@@ -30,8 +30,9 @@ from .data import PartsDataset, collate
 from .step import FrozenEncoders, TrainedParts, training_loss
 
 
-class StepBatches(Sampler[list[int]]):
-    """The batches of micro-steps `start`, `start + 1`, ... for this process.
+class StepBatches(Sampler[list[tuple[int, int]]]):
+    """The batches of micro-steps `start`, `start + 1`, ... for this process, as dataset keys
+    (index, epoch): each pass over the data draws new crops.
 
     Pass e over the data is a permutation drawn from (seed, e), and each process takes its slice
     of every global batch, so a micro-step always gets the same samples: a resumed run sees what an
@@ -42,17 +43,17 @@ class StepBatches(Sampler[list[int]]):
         self.size, self.batch_size, self.seed, self.start, self.rank, self.world = size, batch_size, seed, start, rank, world
         self._orders: dict[int, np.ndarray] = {}
 
-    def index(self, position: int) -> int:
+    def key(self, position: int) -> tuple[int, int]:
         epoch, offset = divmod(position, self.size)
         if epoch not in self._orders:
             self._orders = {epoch: np.random.default_rng([self.seed, epoch]).permutation(self.size)}
-        return int(self._orders[epoch][offset])
+        return int(self._orders[epoch][offset]), epoch
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         micro_step = self.start
         while True:
             first = (micro_step * self.world + self.rank) * self.batch_size
-            yield [self.index(first + i) for i in range(self.batch_size)]
+            yield [self.key(first + i) for i in range(self.batch_size)]
             micro_step += 1
 
 
@@ -110,7 +111,9 @@ def vae_stage(config: TrainConfig, accelerator: Accelerator, vae: AutoencoderKL,
     objective = VaeObjective(vae.train(), decoder_only)
     trained = [parameter for parameter in objective.parameters() if parameter.requires_grad]
     optimizer = torch.optim.AdamW(trained, lr=config.vae_learning_rate)
-    objective, optimizer = accelerator.prepare(objective, optimizer)
+    # Cosine decay to zero: a stage this short ends far better settled than at a constant rate.
+    lr_scheduler = get_scheduler("cosine", optimizer, num_warmup_steps=min(100, steps // 10), num_training_steps=steps)
+    objective, optimizer, lr_scheduler = accelerator.prepare(objective, optimizer, lr_scheduler)
     batches = training_data(config, None, 0, accelerator, config.vae_batch_size, with_references=False)
     name = "vae_decoder" if decoder_only else "vae"
     log = CsvLog(Path(config.output_dir) / f"{name}_log.csv", ("step", "loss", "reconstruction", "kl"))
@@ -120,6 +123,7 @@ def vae_stage(config: TrainConfig, accelerator: Accelerator, vae: AutoencoderKL,
             loss = reconstruction + (0.0 if decoder_only else config.vae_kl_weight) * kl
         accelerator.backward(loss)
         optimizer.step()
+        lr_scheduler.step()
         optimizer.zero_grad()
         if accelerator.is_main_process and step % config.log_every == 0:
             log.write(step, loss.item(), reconstruction.item(), kl.item())

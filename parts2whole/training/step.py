@@ -1,5 +1,5 @@
 """One training step of Parts2Whole (SPEC §6): frozen encoders, per-sample dropouts, the denoising
-prediction of the three trained models, and the loss on epsilon."""
+prediction of the three trained models, and the loss on epsilon (or on the velocity for a v-prediction schedule)."""
 
 from dataclasses import dataclass
 
@@ -12,7 +12,7 @@ from transformers import CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjec
 from ..attention import install_processors
 from ..labels import MAX_PARTS, PART_LABELS
 from ..pipeline import reference_latents, text_embeddings
-from ..pose_guider import PoseGuider, pose_added_to_conv_in
+from ..pose_guider import PoseGuider, install_pose_hook, pose_added_to_conv_in
 from ..reference import ReferenceBank, capture_training_features
 
 
@@ -23,8 +23,8 @@ class TrainedParts(nn.Module):
     def __init__(self, unet: nn.Module, reference_unet: nn.Module, pose_guider: PoseGuider) -> None:
         super().__init__()
         self.unet, self.reference_unet, self.pose_guider = unet, reference_unet, pose_guider
-        self.bank = ReferenceBank()
-        install_processors(unet, reference_unet, self.bank)
+        install_processors(unet, reference_unet)
+        install_pose_hook(unet)
 
     def forward(
         self,
@@ -39,8 +39,8 @@ class TrainedParts(nn.Module):
         use_pose: torch.Tensor,
     ) -> torch.Tensor:
         pose_features = self.pose_guider(pose) * use_pose.view(-1, 1, 1, 1)
-        with self.bank.training_batch(present):
-            capture_training_features(self.reference_unet, self.bank, ref_latents, label_embeds, ref_masks)
+        with ReferenceBank().training_batch(present) as bank:
+            capture_training_features(self.reference_unet, bank, ref_latents, label_embeds, ref_masks)
             with pose_added_to_conv_in(self.unet, pose_features):
                 return self.unet(noisy_latents, timesteps, encoder_hidden_states=context).sample
 
@@ -137,7 +137,8 @@ def training_loss(
     dropouts: tuple[float, float, float],
     generator: torch.Generator,
 ) -> torch.Tensor:
-    """MSE between the predicted and the true noise at uniformly drawn timesteps."""
+    """MSE between the prediction and its target at uniformly drawn timesteps: the noise, or the
+    velocity for a v-prediction schedule."""
     device = frozen.device
     conditions = draw_conditions(batch["present"], *dropouts, generator=generator)
     encoded = frozen.encode(batch, conditions, generator)
@@ -149,4 +150,5 @@ def training_loss(
         noisy, timesteps, encoded["context"], encoded["ref_latents"], frozen.label_embeds, batch["ref_masks"].to(device),
         conditions.present.to(device), batch["pose"].to(device), conditions.use_pose.to(device),
     )  # fmt: skip
-    return F.mse_loss(prediction.float(), noise.float())
+    target = noise if noise_scheduler.config.prediction_type == "epsilon" else noise_scheduler.get_velocity(latents, noise, timesteps)
+    return F.mse_loss(prediction.float(), target.float())
