@@ -129,8 +129,7 @@ def time_steps(args: argparse.Namespace) -> dict[str, float]:
     with device:
         unet = UNet2DConditionModel(**SD15).to(dtype).eval()
         reference_unet = UNet2DConditionModel(**SD15).to(dtype).eval()
-    bank = ReferenceBank()
-    install_processors(unet, reference_unet, bank)
+    install_processors(unet, reference_unet)
     fast_processors = unet.attn_processors
     h, w = args.height // 8, args.width // 8
     masks = torch.zeros(args.parts, 1, args.height, args.width, device=device, dtype=dtype)
@@ -138,7 +137,7 @@ def time_steps(args: argparse.Namespace) -> dict[str, float]:
     sample = torch.randn(2, 4, h, w, device=device, dtype=dtype)
     context = torch.randn(2, 83, 768, device=device, dtype=dtype)
     results = {}
-    with torch.no_grad(), bank.generation():
+    with torch.no_grad(), ReferenceBank().active() as bank:
         capture_reference_features(
             reference_unet, bank, torch.randn(args.parts, 4, h, w, device=device, dtype=dtype),
             torch.randn(args.parts, 77, 768, device=device, dtype=dtype), masks,

@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .labels import MAX_PARTS
-from .reference import ReferenceBank, ReferenceCaptured, last_self_attention_name
+from .reference import ReferenceBank, ReferenceCaptured, active_bank, last_self_attention_name
 
 
 def split_heads(attn: Attention, tokens: torch.Tensor) -> torch.Tensor:
@@ -43,15 +43,15 @@ def check_no_attention_mask(attention_mask: torch.Tensor | None) -> None:
 
 
 class ReferenceCaptureProcessor:
-    """Self-attention of the appearance encoder that also stores its (masked) input in the bank.
+    """Self-attention of the appearance encoder that also stores its (masked) input in the active
+    bank (`ReferenceBank.active`).
 
     The attention itself is plain: the appearance encoder's own forward is unchanged. The
     processor of the last block stops the forward once it has stored its input.
     """
 
-    def __init__(self, name: str, bank: ReferenceBank, is_last: bool) -> None:
+    def __init__(self, name: str, is_last: bool) -> None:
         self.name = name
-        self.bank = bank
         self.is_last = is_last
         self.plain = AttnProcessor2_0()
 
@@ -63,8 +63,9 @@ class ReferenceCaptureProcessor:
         attention_mask: torch.Tensor | None = None,
         temb: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        if self.bank.part_masks is not None:
-            self.bank.store(self.name, hidden_states)
+        bank = active_bank()
+        if bank is not None and bank.part_masks is not None:
+            bank.store(self.name, hidden_states)
             if self.is_last:
                 raise ReferenceCaptured
         return self.plain(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
@@ -74,8 +75,9 @@ class SharedSelfAttnProcessor:
     """Self-attention of the denoising UNet, shared with the parts' features (SPEC §4.3).
 
     Conditional rows: queries are the row's own tokens; keys/values are its own tokens plus every
-    part's kept features. The reference keys/values are projected once per generation (on first
-    use, so that offloaded weights are already on the device) and kept in the bank's cache.
+    part's kept features, read from the active bank (`ReferenceBank.active`; none active: plain
+    self-attention). The reference keys/values are projected once per generation (on first use,
+    so that offloaded weights are already on the device) and kept in the bank's cache.
     Masked-out reference tokens are zero vectors and so zero keys and values: instead of carrying
     them, one zero key stands for all of them with a log(count) score bias, which adds exactly
     count * exp(0) to the softmax denominator and nothing to the numerator, as they would.
@@ -87,9 +89,8 @@ class SharedSelfAttnProcessor:
     what a generation with only its present parts would.
     """
 
-    def __init__(self, name: str, bank: ReferenceBank) -> None:
+    def __init__(self, name: str) -> None:
         self.name = name
-        self.bank = bank
 
     def __call__(
         self,
@@ -103,14 +104,15 @@ class SharedSelfAttnProcessor:
         query = split_heads(attn, attn.to_q(hidden_states))
         key = split_heads(attn, attn.to_k(hidden_states))
         value = split_heads(attn, attn.to_v(hidden_states))
-        if self.name not in self.bank.features:
+        bank = active_bank()
+        if bank is None or self.name not in bank.features:
             return attention_output(attn, F.scaled_dot_product_attention(query, key, value))
-        if self.bank.present is not None:
-            return attention_output(attn, self.per_sample_attention(attn, query, key, value))
+        if bank.present is not None:
+            return attention_output(attn, self.per_sample_attention(attn, bank, query, key, value))
 
-        num_uncond = self.bank.num_uncond
+        num_uncond = bank.num_uncond
         num_cond = hidden_states.shape[0] - num_uncond
-        ref_key, ref_value, score_bias = self.reference_keys_values(attn, own_length=key.shape[2])
+        ref_key, ref_value, score_bias = self.reference_keys_values(attn, bank, own_length=key.shape[2])
         cond_key = torch.cat([key[num_uncond:], ref_key.expand(num_cond, -1, -1, -1)], dim=2)
         cond_value = torch.cat([value[num_uncond:], ref_value.expand(num_cond, -1, -1, -1)], dim=2)
         out = F.scaled_dot_product_attention(query[num_uncond:], cond_key, cond_value, attn_mask=score_bias)
@@ -121,10 +123,10 @@ class SharedSelfAttnProcessor:
         return attention_output(attn, out)
 
     def per_sample_attention(
-        self, attn: Attention, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
+        self, attn: Attention, bank: ReferenceBank, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
     ) -> torch.Tensor:
         """Training: every row attends to its own tokens and its own sample's present parts only."""
-        references, keep = self.bank.per_sample_features(self.name)
+        references, keep = bank.per_sample_features(self.name)
         if references.shape[0] != query.shape[0]:
             raise ValueError(f"The training batch has {references.shape[0]} samples; the UNet got {query.shape[0]}.")
         key = torch.cat([key, split_heads(attn, attn.to_k(references))], dim=2)
@@ -133,11 +135,11 @@ class SharedSelfAttnProcessor:
         return F.scaled_dot_product_attention(query, key, value, attn_mask=keep[:, None, None])
 
     def reference_keys_values(
-        self, attn: Attention, own_length: int
+        self, attn: Attention, bank: ReferenceBank, own_length: int
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """The parts' keys and values (1, heads, L, d) and the score bias, from the cache or made once."""
-        if self.name not in self.bank.cache:
-            features = self.bank.features[self.name]
+        if self.name not in bank.cache:
+            features = bank.features[self.name]
             tokens = features.reshape(-1, features.shape[-1])
             nonzero = tokens.any(dim=-1)
             num_zero = int(tokens.shape[0] - nonzero.sum())
@@ -149,8 +151,8 @@ class SharedSelfAttnProcessor:
                 score_bias[..., -1] = math.log(num_zero)
             ref_key = split_heads(attn, attn.to_k(tokens[None]))
             ref_value = split_heads(attn, attn.to_v(tokens[None]))
-            self.bank.cache[self.name] = (ref_key, ref_value, score_bias)
-        return self.bank.cache[self.name]
+            bank.cache[self.name] = (ref_key, ref_value, score_bias)
+        return bank.cache[self.name]
 
 
 class DecoupledCrossAttnProcessor(nn.Module):
@@ -212,8 +214,8 @@ def attention_layers(unet: UNet2DConditionModel) -> dict[str, Attention]:
     return {name: module for name, module in unet.named_modules() if isinstance(module, Attention)}
 
 
-def install_processors(unet: UNet2DConditionModel, reference_unet: UNet2DConditionModel, bank: ReferenceBank) -> None:
-    """Give both UNets Parts2Whole's processors, all sharing `bank`.
+def install_processors(unet: UNet2DConditionModel, reference_unet: UNet2DConditionModel) -> None:
+    """Give both UNets Parts2Whole's processors, which read the active bank (`ReferenceBank.active`).
 
     Decoupled cross-attention processors the UNet already has are kept (they own weights); new ones
     start as copies of the layer's text projections, as when training starts.
@@ -229,7 +231,7 @@ def install_processors(unet: UNet2DConditionModel, reference_unet: UNet2DConditi
     unet_processors = {}
     for name, attn in unet_layers.items():
         if not attn.is_cross_attention:
-            unet_processors[f"{name}.processor"] = SharedSelfAttnProcessor(name, bank)
+            unet_processors[f"{name}.processor"] = SharedSelfAttnProcessor(name)
         elif isinstance(attn.processor, DecoupledCrossAttnProcessor):
             unet_processors[f"{name}.processor"] = attn.processor
         else:
@@ -245,5 +247,5 @@ def install_processors(unet: UNet2DConditionModel, reference_unet: UNet2DConditi
         if attn.is_cross_attention:
             reference_processors[f"{name}.processor"] = AttnProcessor2_0()
         else:
-            reference_processors[f"{name}.processor"] = ReferenceCaptureProcessor(name, bank, is_last=name == last)
+            reference_processors[f"{name}.processor"] = ReferenceCaptureProcessor(name, is_last=name == last)
     reference_unet.set_attn_processor(reference_processors)

@@ -99,14 +99,14 @@ def generate(
 ) -> list[Image.Image]:
     """The images of one input; image i is made from seed + i, so each can be made again alone.
 
-    `on_step(done, total)` is called after each denoising step (the demo's progress bar).
+    `on_step(done, total)` is called after each denoising step (the demo's progress bar; an
+    exception it raises stops the generation there).
     """
 
     def report(pipeline: Parts2WholePipeline, step: int, timestep, tensors: dict) -> dict:
-        on_step(step + 1, pipeline.num_timesteps)
+        on_step(step + 1, settings["steps"])
         return tensors
 
-    pipe.scheduler = schedulers[settings["scheduler"]]
     generators = [torch.Generator("cpu").manual_seed(settings["seed"] + i) for i in range(settings["num_images"])]
     return pipe(
         appearance=settings["appearance"],
@@ -121,6 +121,7 @@ def generate(
         num_images_per_prompt=settings["num_images"],
         generator=generators,
         callback_on_step_end=report if on_step else None,
+        scheduler=schedulers[settings["scheduler"]],
     ).images
 
 

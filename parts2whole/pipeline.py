@@ -1,5 +1,6 @@
 """`Parts2WholePipeline`: a person in a pose, wearing the given parts (SPEC §4)."""
 
+import copy
 import inspect
 import os
 from collections.abc import Callable, Sequence
@@ -12,7 +13,7 @@ import safetensors.torch
 import torch
 from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DConditionModel
 from diffusers.image_processor import VaeImageProcessor
-from diffusers.schedulers import KarrasDiffusionSchedulers
+from diffusers.schedulers import KarrasDiffusionSchedulers, SchedulerMixin
 from diffusers.utils import BaseOutput, logging
 from diffusers.utils.torch_utils import randn_tensor
 from transformers import CLIPImageProcessor, CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
@@ -28,7 +29,7 @@ from .loading import (
     resolve_checkpoint,
     save_model,
 )
-from .pose_guider import PoseGuider, pose_added_to_conv_in
+from .pose_guider import PoseGuider, install_pose_hook, pose_added_to_conv_in
 from .preprocess import ImageInput, prepare_pose, prepare_reference
 from .reference import ReferenceBank, capture_reference_features, unused_reference_keys
 
@@ -77,6 +78,10 @@ class Parts2WholePipeline(DiffusionPipeline):
     The appearance encoder (`reference_unet`) runs once per call; its masked features join the
     denoising UNet's self-attention (conditional branch only), one CLIP image token per part joins
     its cross-attention, and the pose guider's features are added after `conv_in`.
+
+    A call keeps nothing on the pipeline: its reference features, pose features, scheduler state
+    and guidance are its own, so one loaded pipeline can serve several calls at once (threads),
+    each giving what it gives alone.
     """
 
     model_cpu_offload_seq = "text_encoder->image_encoder->reference_unet->pose_guider->unet->vae"
@@ -108,8 +113,8 @@ class Parts2WholePipeline(DiffusionPipeline):
         )
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
-        self.reference_bank = ReferenceBank()
-        install_processors(unet, reference_unet, self.reference_bank)
+        install_processors(unet, reference_unet)
+        install_pose_hook(unet)
 
     # ----------------------------------------------------------------------------------- loading
 
@@ -147,24 +152,6 @@ class Parts2WholePipeline(DiffusionPipeline):
         tensors = {key: tensor.contiguous() for key, tensor in decoupled.items()}
         safetensors.torch.save_file(tensors, folder / DECOUPLED_ATTN_FILE, metadata={"format": "pt"})
         self.save_config(folder)
-
-    # ---------------------------------------------------------------------------------- properties
-
-    @property
-    def guidance_scale(self) -> float:
-        return self._guidance_scale
-
-    @property
-    def do_classifier_free_guidance(self) -> bool:
-        return self._guidance_scale > 1.0
-
-    @property
-    def num_timesteps(self) -> int:
-        return self._num_timesteps
-
-    @property
-    def interrupt(self) -> bool:
-        return self._interrupt
 
     # ------------------------------------------------------------------------------------- steps
 
@@ -260,17 +247,19 @@ class Parts2WholePipeline(DiffusionPipeline):
         device: torch.device,
         generator: torch.Generator | list[torch.Generator] | None,
         latents: torch.Tensor | None,
+        scheduler: SchedulerMixin,
     ) -> torch.Tensor:
         shape = (num_images, self.unet.config.in_channels, height // self.vae_scale_factor, width // self.vae_scale_factor)
         if latents is None:
             latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
         elif latents.shape != shape:
             raise ValueError(f"`latents` must have shape {shape}, got {tuple(latents.shape)}.")
-        return latents.to(device, dtype) * self.scheduler.init_noise_sigma
+        return latents.to(device, dtype) * scheduler.init_noise_sigma
 
-    def scheduler_step_kwargs(self, generator: torch.Generator | None, eta: float) -> dict:
+    @staticmethod
+    def scheduler_step_kwargs(scheduler: SchedulerMixin, generator: torch.Generator | None, eta: float) -> dict:
         """`eta` and `generator` for the schedulers whose `step` takes them (DDIM, DDPM, ...)."""
-        accepted = inspect.signature(self.scheduler.step).parameters
+        accepted = inspect.signature(scheduler.step).parameters
         return {name: value for name, value in (("eta", eta), ("generator", generator)) if name in accepted}
 
     def decode_latents(self, latents: torch.Tensor, output_type: str):
@@ -301,26 +290,47 @@ class Parts2WholePipeline(DiffusionPipeline):
         return_dict: bool = True,
         callback_on_step_end: Callable[["Parts2WholePipeline", int, torch.Tensor, dict], dict] | None = None,
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+        scheduler: SchedulerMixin | None = None,
     ) -> Parts2WholePipelineOutput | tuple:
         """Generate `num_images_per_prompt` images of a person in the pose of `structure['densepose']`.
 
-        `appearance` maps part labels (see `parts2whole.PART_LABELS`) to images; `mask` optionally
-        maps the same labels to greyscale masks (white = the part; default: the alpha channel, else
-        the whole image). Images may be PIL images, numpy arrays or paths.
+        Args:
+            appearance: part label (`parts2whole.PART_LABELS`) -> reference image of that part. `{}`
+                means no parts (an evaluation's ablation): zero image tokens and no reference
+                features, so the conditional branch differs from the unconditional one only by the
+                prompt. The command line and the demo refuse it (`order_labels`).
+            structure: `{"densepose": image}`, the DensePose map of the target pose (docs/method.md).
+            mask: part label -> greyscale mask (white = the part) for some of `appearance`'s parts;
+                default, per part: its alpha channel, else the whole image.
+            prompt, negative_prompt: texts of the conditional and unconditional branches.
+            height, width: the output's size in pixels, multiples of 8.
+            num_inference_steps: denoising steps.
+            guidance_scale: classifier-free guidance `uncond + s * (cond - uncond)`; at most 1 runs
+                the conditional branch alone.
+            num_images_per_prompt: images made at once; with a list of generators, image i uses the
+                i-th, so each can be made again alone.
+            eta: DDIM's eta (ignored by schedulers without it).
+            generator: the seed(s) of the initial noise and of stochastic schedulers.
+            latents: initial noise (N, C, height / 8, width / 8) instead of drawing it.
+            output_type: "pil", "np", "pt" or "latent".
+            return_dict: a `Parts2WholePipelineOutput`, else a tuple.
+            callback_on_step_end: `f(pipe, step, timestep, {"latents": ...})` after each step; what
+                it returns replaces those tensors. An exception it raises ends the call there (the
+                demo's Stop), leaving nothing behind.
+            callback_on_step_end_tensor_inputs: the tensors given to the callback.
+            scheduler: the scheduler of this call (default: the pipeline's). The call steps its
+                own copy, so the one given can be shared by calls running at once.
 
-        `appearance={}` means no parts (e.g. an evaluation's ablation): zero image tokens and no
-        reference features, so the conditional branch's context differs from the unconditional
-        one's only by the prompt. The command line and the demo still refuse it (`order_labels`).
+        Images may be PIL images, numpy arrays or paths.
         """
         # 1. Check the inputs and read the images
         labels = self.check_inputs(
             appearance, mask, structure, height, width, num_inference_steps, num_images_per_prompt,
             output_type, generator, list(callback_on_step_end_tensor_inputs),
-        )
+        )  # fmt: skip
         parts = self.prepare_parts(labels, appearance, mask, height, width)
         pose = prepare_pose(structure["densepose"], width, height)
-        self._guidance_scale = guidance_scale
-        self._interrupt = False
+        guided = guidance_scale > 1.0
         device = self._execution_device
         dtype = self.unet.dtype
 
@@ -329,35 +339,34 @@ class Parts2WholePipeline(DiffusionPipeline):
         prompt_embeds, negative_embeds, label_embeds = text_embeds[:1], text_embeds[1:2], text_embeds[2:]
         image_tokens = self.encode_image_tokens(parts.clip_images, device).to(dtype)
         context = torch.cat([prompt_embeds, image_tokens], dim=1).expand(num_images_per_prompt, -1, -1)
-        if self.do_classifier_free_guidance:
+        if guided:
             uncond_context = torch.cat([negative_embeds, torch.zeros_like(image_tokens)], dim=1)
             context = torch.cat([uncond_context.expand(num_images_per_prompt, -1, -1), context])
 
         # 3. Encode the pose, once for the whole generation
         pose_features = self.pose_guider(pose[None].to(device, self.pose_guider.dtype)).to(dtype)
 
-        # 4. Timesteps and initial noise
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
-        timesteps = self.scheduler.timesteps
-        self._num_timesteps = len(timesteps)
-        latents = self.prepare_latents(num_images_per_prompt, height, width, dtype, device, generator, latents)
-        step_kwargs = self.scheduler_step_kwargs(generator, eta)
+        # 4. Timesteps and initial noise, on this call's own scheduler
+        scheduler = copy.deepcopy(scheduler or self.scheduler)
+        scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = scheduler.timesteps
+        latents = self.prepare_latents(num_images_per_prompt, height, width, dtype, device, generator, latents, scheduler)
+        step_kwargs = self.scheduler_step_kwargs(scheduler, generator, eta)
 
-        # 5. Appearance encoder, then the denoising loop with the parts and the pose attached
-        with self.reference_bank.generation() as bank, pose_added_to_conv_in(self.unet, pose_features):
+        # 5. Appearance encoder into this call's bank, then the denoising loop with the parts and the pose
+        bank = ReferenceBank()
+        with bank.active(), pose_added_to_conv_in(self.unet, pose_features):
             self.capture_parts(bank, parts, label_embeds, device, dtype)
-            bank.num_uncond = num_images_per_prompt if self.do_classifier_free_guidance else 0
+            bank.num_uncond = num_images_per_prompt if guided else 0
             with self.progress_bar(total=len(timesteps)) as progress_bar:
                 for i, t in enumerate(timesteps):
-                    if self.interrupt:
-                        break
-                    model_input = torch.cat([latents] * 2) if self.do_classifier_free_guidance else latents
-                    model_input = self.scheduler.scale_model_input(model_input, t)
+                    model_input = torch.cat([latents] * 2) if guided else latents
+                    model_input = scheduler.scale_model_input(model_input, t)
                     noise_pred = self.unet(model_input, t, encoder_hidden_states=context).sample
-                    if self.do_classifier_free_guidance:
+                    if guided:
                         noise_uncond, noise_cond = noise_pred.chunk(2)
                         noise_pred = noise_uncond + guidance_scale * (noise_cond - noise_uncond)
-                    latents = self.scheduler.step(noise_pred, t, latents, **step_kwargs).prev_sample
+                    latents = scheduler.step(noise_pred, t, latents, **step_kwargs).prev_sample
                     if callback_on_step_end is not None:
                         step_tensors = {"latents": latents}
                         callback_kwargs = {name: step_tensors[name] for name in callback_on_step_end_tensor_inputs}

@@ -2,6 +2,7 @@
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 import torch
 from diffusers import ModelMixin, UNet2DConditionModel
@@ -43,19 +44,41 @@ class PoseGuider(ModelMixin, ConfigMixin):
         return self.conv_out(hidden)
 
 
+_active_pose: ContextVar[torch.Tensor | None] = ContextVar("parts2whole_pose_features", default=None)
+HOOKED = "_parts2whole_pose_hook"  # marks a conv_in that already adds the active pose
+
+
+def add_active_pose(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+    pose_features = _active_pose.get()
+    if pose_features is None:
+        return output
+    return output + pose_features.to(device=output.device, dtype=output.dtype)
+
+
+def install_pose_hook(unet: UNet2DConditionModel) -> None:
+    """Make every forward of `unet` add the active pose features to the output of `conv_in`.
+
+    Installed once per UNet, when a model is set up (however many pipelines share it; never while
+    calls run); the features themselves belong to the running call (`pose_added_to_conv_in`), so
+    calls running at once each get their own pose.
+    """
+    if not getattr(unet.conv_in, HOOKED, False):
+        unet.conv_in.register_forward_hook(add_active_pose)
+        setattr(unet.conv_in, HOOKED, True)
+
+
 @contextmanager
 def pose_added_to_conv_in(unet: UNet2DConditionModel, pose_features: torch.Tensor) -> Iterator[None]:
-    """Within the block, every UNet forward adds `pose_features` to the output of `conv_in`.
+    """Within the block, this thread's or task's forwards of `unet` add `pose_features` to the
+    output of `conv_in` (a context variable: other calls running at once are not affected).
 
     `pose_features` (1 or B, C, h, w) broadcasts over the batch, so both guidance branches and
     every image of a generation get the same pose while it is computed once.
     """
-
-    def add_pose(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
-        return output + pose_features.to(device=output.device, dtype=output.dtype)
-
-    handle = unet.conv_in.register_forward_hook(add_pose)
+    if not getattr(unet.conv_in, HOOKED, False):
+        raise RuntimeError("This UNet adds no pose: call install_pose_hook(unet) once, when the model is set up.")
+    token = _active_pose.set(pose_features)
     try:
         yield
     finally:
-        handle.remove()
+        _active_pose.reset(token)

@@ -6,6 +6,11 @@ multiplied by the part's mask on that block's token grid, in a `ReferenceBank`; 
 reads them back at every step. The run stops as soon as the last block has been captured: nothing
 after it is used.
 
+Each call has a bank of its own, never one kept on the pipeline or the models: several generations
+can run at once on one loaded model (the demo's queue runs them in threads). The processors are
+installed once and read the bank the running call made active (`ReferenceBank.active`, a context
+variable: each thread and each asyncio task sees its own); with none active they attend plainly.
+
 Training (SPEC §6) runs a batch of different people, each with `MAX_PARTS` part slots:
 `ReferenceBank.training_batch(present)` says which slots each sample has (dropped parts and "all
 references dropped" are just False there), `capture_training_features` runs the appearance encoder
@@ -16,6 +21,7 @@ detached or cached, so the loss reaches `reference_unet` through the kept featur
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 import torch
 from diffusers import UNet2DConditionModel
@@ -48,7 +54,8 @@ def token_grid_mask(part_masks: torch.Tensor, num_tokens: int) -> torch.Tensor:
 
 
 class ReferenceBank:
-    """The masked reference features of one generation, shared by the two UNets' processors.
+    """The masked reference features of one generation (or one training step), read by the two
+    UNets' processors while the bank is active.
 
     `features[name]` is (parts, tokens, channels) for the transformer block whose self-attention
     processor is `name` (the same module path in both UNets). `num_uncond` is how many leading
@@ -69,42 +76,32 @@ class ReferenceBank:
         self._part_keep: torch.Tensor | None = None
         self._grid_masks: dict[int, torch.Tensor] = {}
 
-    def clear(self) -> None:
-        self.part_masks = None
-        self.features.clear()
-        self.num_uncond = 0
-        self.cache.clear()
-        self.present = None
-        self._part_rows = ()
-        self._part_keep = None
-        self._grid_masks.clear()
-
     @contextmanager
-    def generation(self) -> Iterator["ReferenceBank"]:
-        """Empty the bank when the generation ends, however it ends."""
-        self.clear()
+    def active(self) -> Iterator["ReferenceBank"]:
+        """Within the block, the processors of this thread or task read this bank."""
+        token = _active_bank.set(self)
         try:
             yield self
         finally:
-            self.clear()
+            _active_bank.reset(token)
 
     @contextmanager
     def training_batch(self, present: torch.Tensor) -> Iterator["ReferenceBank"]:
         """A training step, in which sample b attends only to the part slots `present[b]` marks.
 
         `present` is (B, P) bool on the UNets' device, P part slots per sample; a sample with no
-        slot present gets plain self-attention. Fill the bank with `capture_training_features`,
-        then run the UNet forward and the backward inside: gradient checkpointing re-runs the
-        processors in the backward, and they need the bank. It is emptied when the step ends,
-        however it ends. The layout of the padded per-sample features is worked out here, once
-        per step rather than in every layer.
+        slot present gets plain self-attention. Use a new bank for each step. Fill it with
+        `capture_training_features`, then run the UNet forward and the backward inside: gradient
+        checkpointing re-runs the processors in the backward, and they need the bank active. The
+        layout of the padded per-sample features is worked out here, once per step rather than in
+        every layer.
         """
-        with self.generation():
-            self.present = present
-            counts = present.sum(dim=1)
-            slot_rank = present.cumsum(dim=1) - 1
-            self._part_rows = (present.nonzero(as_tuple=True)[0], slot_rank[present])
-            self._part_keep = torch.arange(int(counts.max()), device=present.device) < counts[:, None]
+        self.present = present
+        counts = present.sum(dim=1)
+        slot_rank = present.cumsum(dim=1) - 1
+        self._part_rows = (present.nonzero(as_tuple=True)[0], slot_rank[present])
+        self._part_keep = torch.arange(int(counts.max()), device=present.device) < counts[:, None]
+        with self.active():
             yield self
 
     def per_sample_features(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -128,6 +125,14 @@ class ReferenceBank:
         self.features[name] = self_attention_input * grid
 
 
+_active_bank: ContextVar[ReferenceBank | None] = ContextVar("parts2whole_reference_bank", default=None)
+
+
+def active_bank() -> ReferenceBank | None:
+    """The bank of the call running in this thread or task, if any."""
+    return _active_bank.get()
+
+
 def capture_reference_features(
     reference_unet: UNet2DConditionModel,
     bank: ReferenceBank,
@@ -142,7 +147,8 @@ def capture_reference_features(
     """
     bank.part_masks = part_masks
     try:
-        reference_unet(latents, 0, encoder_hidden_states=label_embeds)
+        with bank.active():
+            reference_unet(latents, 0, encoder_hidden_states=label_embeds)
     except ReferenceCaptured:
         pass
 

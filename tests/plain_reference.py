@@ -10,6 +10,8 @@ import math
 import torch
 from diffusers.models.attention_processor import Attention
 
+from parts2whole.reference import active_bank
+
 
 def plain_token_grid(masks: torch.Tensor, num_tokens: int) -> torch.Tensor:
     """(P, 1, H, W) -> (P, num_tokens, 1): nearest resize to the grid, then 3x3 sum clamped to 1."""
@@ -39,14 +41,16 @@ def plain_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
 
 
 class PlainCapture:
-    """Appearance-encoder self-attention: store norm1(x) * grid mask, attend plainly, never stop."""
+    """Appearance-encoder self-attention: store norm1(x) * grid mask in the call's bank, attend
+    plainly, never stop."""
 
-    def __init__(self, name: str, bank) -> None:
-        self.name, self.bank = name, bank
+    def __init__(self, name: str) -> None:
+        self.name = name
 
     def __call__(self, attn: Attention, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None):
-        grid = plain_token_grid(self.bank.part_masks.float(), hidden_states.shape[1]).to(hidden_states.dtype)
-        self.bank.features[self.name] = hidden_states * grid
+        bank = active_bank()
+        grid = plain_token_grid(bank.part_masks.float(), hidden_states.shape[1]).to(hidden_states.dtype)
+        bank.features[self.name] = hidden_states * grid
         out = plain_attention(attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states), attn.heads)
         return attn.to_out[0](out)
 
@@ -54,16 +58,17 @@ class PlainCapture:
 class PlainSharedSelfAttention:
     """Conditional rows: keys/values = to_k/to_v of concat(own tokens, every part's every token)."""
 
-    def __init__(self, name: str, bank) -> None:
-        self.name, self.bank = name, bank
+    def __init__(self, name: str) -> None:
+        self.name = name
 
     def __call__(self, attn: Attention, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None):
+        bank = active_bank()
         outputs = []
         for row in range(hidden_states.shape[0]):
             own = hidden_states[row : row + 1]
             context = own
-            if self.name in self.bank.features and row >= self.bank.num_uncond:
-                features = self.bank.features[self.name]
+            if bank is not None and self.name in bank.features and row >= bank.num_uncond:
+                features = bank.features[self.name]
                 context = torch.cat([own, features.reshape(1, -1, features.shape[-1])], dim=1)
             outputs.append(plain_attention(attn.to_q(own), attn.to_k(context), attn.to_v(context), attn.heads))
         return attn.to_out[0](torch.cat(outputs))
@@ -85,13 +90,12 @@ class PlainDecoupledCrossAttention:
 
 
 def install_plain_processors(pipe) -> None:
-    """Swap every processor of `pipe`'s two UNets for the plain ones above (same bank, same weights)."""
-    bank = pipe.reference_bank
+    """Swap every processor of `pipe`'s two UNets for the plain ones above (the call's bank, the same weights)."""
     unet_processors = {}
     for key, processor in pipe.unet.attn_processors.items():
         name = key.removesuffix(".processor")
         if name.endswith("attn1"):
-            unet_processors[key] = PlainSharedSelfAttention(name, bank)
+            unet_processors[key] = PlainSharedSelfAttention(name)
         else:
             unet_processors[key] = PlainDecoupledCrossAttention(
                 processor.to_k_dc, processor.to_v_dc, processor.num_image_tokens
@@ -100,5 +104,5 @@ def install_plain_processors(pipe) -> None:
     reference_processors = {}
     for key, processor in pipe.reference_unet.attn_processors.items():
         name = key.removesuffix(".processor")
-        reference_processors[key] = PlainCapture(name, bank) if name.endswith("attn1") else processor
+        reference_processors[key] = PlainCapture(name) if name.endswith("attn1") else processor
     pipe.reference_unet.set_attn_processor(reference_processors)

@@ -8,6 +8,7 @@ import torch
 from conftest import call_kwargs
 from plain_reference import install_plain_processors, plain_token_grid
 from parts2whole.reference import token_grid_mask
+from parts2whole.reference import active_bank
 
 CASES = [(parts, masks, cfg) for parts in (1, 3, 6) for masks in (False, True) for cfg in (False, True)]
 
@@ -31,7 +32,7 @@ def test_masked_tokens_become_one_biased_zero_key(pipe) -> None:
         seen = []
 
         def inspect_bank(pipeline, step, timestep, tensors):
-            bank = pipeline.reference_bank
+            bank = active_bank()  # the call's own, active while its steps run
             seen.append(({k: v.clone() for k, v in bank.features.items()}, dict(bank.cache)))
             return tensors
 

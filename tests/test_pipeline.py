@@ -7,6 +7,7 @@ from diffusers import DPMSolverMultistepScheduler, EulerDiscreteScheduler
 
 from conftest import HEIGHT, WIDTH, call_kwargs, make_parts, rectangle_mask
 from parts2whole import PART_LABELS
+from parts2whole.reference import active_bank
 
 
 def record_inputs(module: torch.nn.Module) -> list[dict]:
@@ -159,32 +160,29 @@ def test_callback_on_step_end_sees_every_step_and_can_edit_latents(pipe) -> None
     assert steps == [0, 1, 2] and not images.any()
 
 
-def test_interrupt_stops_the_loop(pipe) -> None:
-    steps = []
-
-    def stop(pipeline, step, timestep, tensors):
-        steps.append(step)
-        pipeline._interrupt = True
-        return tensors
-
-    pipe(**call_kwargs(1, num_inference_steps=4, callback_on_step_end=stop))
-    assert steps == [0]
-
-
 def test_odd_small_size_runs(pipe) -> None:
     images = pipe(**call_kwargs(2, height=40, width=24)).images
     assert images.shape == (1, 40, 24, 3)
 
 
-def test_bank_and_hooks_are_cleared_after_a_failed_step(pipe) -> None:
+def test_a_failed_call_leaves_nothing_behind(pipe) -> None:
+    """A call stopped by its callback (the demo's Stop) leaves no bank or pose active, and the next
+    call gives exactly what it gives on a fresh pipeline."""
+    expected = pipe(**call_kwargs(2)).images
+
+    steps = []
+
     def fail(pipeline, step, timestep, tensors):
+        steps.append(step)
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):
-        pipe(**call_kwargs(2, callback_on_step_end=fail))
-    assert not pipe.reference_bank.features and not pipe.reference_bank.cache
-    assert not pipe.unet.conv_in._forward_hooks
-    pipe(**call_kwargs(2))
+        pipe(**call_kwargs(2, num_inference_steps=4, callback_on_step_end=fail))
+    assert steps == [0] and active_bank() is None
+    plain_conv_in = torch.randn(1, pipe.unet.config.in_channels, 8, 6)
+    torch.testing.assert_close(pipe.unet.conv_in(plain_conv_in), torch.nn.functional.conv2d(
+        plain_conv_in, pipe.unet.conv_in.weight, pipe.unet.conv_in.bias, padding=1))
+    np.testing.assert_array_equal(pipe(**call_kwargs(2)).images, expected)
 
 
 def test_model_cpu_offload_path_gives_the_same_image(pipe) -> None:

@@ -1,10 +1,11 @@
 """The pose guider matches the released `pose_guider/` (SPEC §2-3) and enters after `conv_in`."""
 
+import pytest
 import torch
 
 from tiny_models import tiny_unet
 from parts2whole import PoseGuider
-from parts2whole.pose_guider import pose_added_to_conv_in
+from parts2whole.pose_guider import install_pose_hook, pose_added_to_conv_in
 
 
 def test_released_config_has_the_released_names_and_size() -> None:
@@ -35,9 +36,17 @@ def test_features_are_added_after_conv_in_only_inside_the_block() -> None:
     sample, context = torch.randn(2, 4, 8, 6), torch.randn(2, 5, 32)
     pose = torch.randn(1, 32, 8, 6)
     plain_conv_in = unet.conv_in(sample)
+    install_pose_hook(unet)
+    install_pose_hook(unet)  # a second pipeline on the same UNet: the pose is still added once
     with pose_added_to_conv_in(unet, pose):
         with_pose = unet(sample, 1, encoder_hidden_states=context).sample
     torch.testing.assert_close(seen[-1], plain_conv_in + pose)
     without_pose = unet(sample, 1, encoder_hidden_states=context).sample
     assert (with_pose - without_pose).abs().max() > 1e-3
     torch.testing.assert_close(seen[-1], plain_conv_in)
+
+
+def test_a_unet_without_the_hook_is_refused() -> None:
+    with pytest.raises(RuntimeError, match="install_pose_hook"):
+        with pose_added_to_conv_in(tiny_unet(0), torch.zeros(1, 32, 8, 6)):
+            pass

@@ -38,7 +38,7 @@ def test_reference_unet_unused_keys_are_specs_list() -> None:
 def test_sixteen_decoupled_layers_with_released_shapes() -> None:
     unet, reference = sd15_unets()
     with torch.device("meta"):
-        install_processors(unet, reference, ReferenceBank())
+        install_processors(unet, reference)
     processors = unet.attn_processors
     decoupled = {k: p for k, p in processors.items() if isinstance(p, DecoupledCrossAttnProcessor)}
     assert len(decoupled) == 16

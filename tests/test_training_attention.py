@@ -63,10 +63,9 @@ def make_person(seed: int, present_slots: list[int]) -> Person:
 def models() -> tuple:
     components = tiny_components()
     unet, reference_unet = components["unet"], components["reference_unet"]
-    bank = ReferenceBank()
-    install_processors(unet, reference_unet, bank)
+    install_processors(unet, reference_unet)
     label_embeds = torch.randn(MAX_PARTS, 77, HIDDEN, generator=torch.Generator().manual_seed(99))
-    return unet, reference_unet, bank, label_embeds
+    return unet, reference_unet, label_embeds
 
 
 def unet_input(people: list[Person]) -> dict:
@@ -82,9 +81,9 @@ def training_forward(
 ) -> torch.Tensor:
     """The UNet's noise prediction for a training batch of `people` (`present` overrides theirs);
     with `backward`, a squared-prediction loss is also backpropagated inside the training batch."""
-    unet, reference_unet, bank, label_embeds = models
+    unet, reference_unet, label_embeds = models
     present = torch.stack([p.present for p in people]) if present is None else present
-    with bank.training_batch(present):
+    with ReferenceBank().training_batch(present) as bank:
         capture_training_features(
             reference_unet,
             bank,
@@ -101,8 +100,8 @@ def training_forward(
 def inference_forward(models: tuple, person: Person, slots: list[int]) -> tuple[torch.Tensor, dict]:
     """The same sample through the generation path (as the pipeline fills the bank, CFG off),
     with only `slots`; returns the prediction and the processors' cache."""
-    unet, reference_unet, bank, label_embeds = models
-    with bank.generation():
+    unet, reference_unet, label_embeds = models
+    with ReferenceBank().active() as bank:
         capture_reference_features(
             reference_unet, bank, person.latents[slots], label_embeds[slots], person.part_masks[slots]
         )
@@ -185,9 +184,8 @@ def trainable_models() -> tuple:
     """Fresh models (the module's fixture runs without gradients and must stay unchanged)."""
     components = tiny_components()
     unet, reference_unet = components["unet"], components["reference_unet"]
-    bank = ReferenceBank()
-    install_processors(unet, reference_unet, bank)
-    return unet, reference_unet, bank, torch.randn(MAX_PARTS, 77, HIDDEN, generator=torch.Generator().manual_seed(9))
+    install_processors(unet, reference_unet)
+    return unet, reference_unet, torch.randn(MAX_PARTS, 77, HIDDEN, generator=torch.Generator().manual_seed(9))
 
 
 def gradients(model: torch.nn.Module, backward: Callable[[], None]) -> dict[str, torch.Tensor]:
