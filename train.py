@@ -1,4 +1,4 @@
-"""Train Parts2Whole (SPEC §6; docs/training.md).
+"""Train Parts2Whole (docs/method.md §6; docs/training.md).
 
     python train.py --config configs/mini.yaml [--resume latest] [KEY=VALUE ...]
     python train.py --config configs/mini.yaml --vae-only          # the VAE stages alone

@@ -5,7 +5,7 @@
 Paths compared, all with classifier-free guidance (one unconditional and one conditional row):
 - fast: `SharedSelfAttnProcessor` (queries = own tokens, reference keys/values projected once per
   generation, masked-out tokens folded into one biased zero key, unconditional row plain);
-- plain: SPEC §4.3 as written: every reference token, zeros included, projected to keys/values
+- plain: docs/method.md §4.3 as written: every reference token, zeros included, projected to keys/values
   at every step (with the same fused attention kernel as the fast path);
 - released: the authors' script: own and reference tokens concatenated as queries too, in both
   rows, the reference queries thrown away, the unconditional row recomputed without references.
@@ -16,18 +16,15 @@ layers; `--time` also measures one UNet step of each path with a randomly initia
 
 import argparse
 import math
-import sys
 import time
-from pathlib import Path
 
 import torch
 from diffusers import UNet2DConditionModel
 from diffusers.utils import logging as diffusers_logging
 from torch.nn import functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from parts2whole.attention import SharedSelfAttnProcessor, attention_output, install_processors, split_heads  # noqa: E402
-from parts2whole.reference import ReferenceBank, capture_reference_features  # noqa: E402
+from parts2whole.attention import SharedSelfAttnProcessor, attention_output, install_processors, split_heads
+from parts2whole.reference import ReferenceBank, capture_reference_features
 
 SD15 = dict(block_out_channels=(320, 640, 1280, 1280), cross_attention_dim=768, attention_head_dim=8, layers_per_block=2)
 # (channels, layers) of SD 1.5's self-attention layers per resolution level (down + up, and the mid block)
@@ -47,7 +44,7 @@ def step_macs(height: int, width: int, parts: int, kept: float, steps: int) -> d
         n = grid_h * grid_w
         refs = parts * n
         kept_refs = round(refs * kept) + (1 if kept < 1 else 0)
-        projections = lambda tokens: tokens * channels * channels  # noqa: E731
+        projections = lambda tokens, channels=channels: tokens * channels * channels
         uncond = 4 * projections(n) + attention_macs(n, n, channels)
         fast = uncond + 4 * projections(n) + attention_macs(n, n + kept_refs, channels) + 2 * projections(kept_refs) / steps
         plain = uncond + 2 * projections(n) + 2 * projections(n + refs) + attention_macs(n, n + refs, channels)

@@ -1,26 +1,22 @@
-"""Largest difference between the fast attention path and the plain SPEC §4 one, per case.
+"""Largest difference between the fast attention path and the plain docs/method.md §4 one, per case.
 
     python bench/fast_vs_plain.py [--device cuda] [--dtype float16]
 
 Uses the tests' tiny models (saved in the released layout) and their plain implementation
-(tests/plain_reference.py); prints one line per case of parts x masks x guidance.
+(parts2whole/testing/plain_reference.py); prints one line per case of parts x masks x guidance.
 """
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
 import torch
 from diffusers.utils import logging as diffusers_logging
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
-from conftest import call_kwargs  # noqa: E402
-from plain_reference import install_plain_processors  # noqa: E402
-from tiny_models import write_released_checkpoint  # noqa: E402
-
-from parts2whole import Parts2WholePipeline  # noqa: E402
+from parts2whole import Parts2WholePipeline
+from parts2whole.testing.inputs import call_kwargs
+from parts2whole.testing.plain_reference import install_plain_processors
+from parts2whole.testing.tiny_models import write_released_checkpoint
 
 
 def main() -> None:

@@ -8,7 +8,6 @@ the real model's has. The six drawn references of examples/ and a drawn pose are
 """
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -23,14 +22,11 @@ from transformers import (
     CLIPVisionModelWithProjection,
 )
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
-from tiny_models import tiny_tokenizer  # noqa: E402
-
-from parts2whole import PoseGuider, Parts2WholePipeline  # noqa: E402
+from parts2whole import Parts2WholePipeline, PoseGuider
+from parts2whole.testing.tiny_models import tiny_tokenizer
 
 SD15_UNET = dict(block_out_channels=(320, 640, 1280, 1280), cross_attention_dim=768, attention_head_dim=8, layers_per_block=2)
-EXAMPLES = REPO / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 APPEARANCE = {
     "hair or headwear": EXAMPLES / "casual" / "hair_or_headwear.png",
     "face": EXAMPLES / "casual" / "face.png",

@@ -1,4 +1,4 @@
-"""Parts2Whole's attention, as diffusers attention processors (SPEC §4.2-4.4).
+"""Parts2Whole's attention, as diffusers attention processors (docs/method.md §4.2-4.4).
 
 - `ReferenceCaptureProcessor` (appearance encoder, self-attention): keeps the masked input.
 - `SharedSelfAttnProcessor` (denoising UNet, self-attention): the conditional branch's queries
@@ -72,7 +72,7 @@ class ReferenceCaptureProcessor:
 
 
 class SharedSelfAttnProcessor:
-    """Self-attention of the denoising UNet, shared with the parts' features (SPEC §4.3).
+    """Self-attention of the denoising UNet, shared with the parts' features (docs/method.md §4.3).
 
     Conditional rows: queries are the row's own tokens; keys/values are its own tokens plus every
     part's kept features, read from the active bank (`ReferenceBank.active`; none active: plain
@@ -156,7 +156,7 @@ class SharedSelfAttnProcessor:
 
 
 class DecoupledCrossAttnProcessor(nn.Module):
-    """Cross-attention with separate projections for the image tokens (SPEC §4.4).
+    """Cross-attention with separate projections for the image tokens (docs/method.md §4.4).
 
     The context is (B, text tokens + `num_image_tokens`, D): the text part goes through the layer's
     own `to_k`/`to_v`, the image tokens through `to_k_dc`/`to_v_dc`; the same queries attend to

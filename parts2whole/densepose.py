@@ -1,6 +1,6 @@
 """Telling a DensePose IUV map from other images, and showing one so that people can read it.
 
-A DensePose map (SPEC §1) is black where there is no body; body pixels hold V and U in red and
+A DensePose map (docs/method.md §1) is black where there is no body; body pixels hold V and U in red and
 green and the part index 1..24 in blue. JPEG-saved maps are a little noisy, so the checks allow
 a few levels of slack.
 """

@@ -1,4 +1,4 @@
-"""The released checkpoint layout (SPEC §3) <-> pipeline components.
+"""The released checkpoint layout (docs/method.md §3) <-> pipeline components.
 
 Classes are chosen here, per folder: the checkpoint's `model_index.json` names the authors' own
 classes and is not read.
@@ -73,7 +73,7 @@ def resolve_checkpoint(path_or_repo: str | os.PathLike, needed: tuple[str, ...] 
 
 
 def load_reference_unet(folder: Path, torch_dtype: torch.dtype | None = None) -> UNet2DConditionModel:
-    """Load the appearance encoder from a file with or without its unused weights (SPEC §3).
+    """Load the appearance encoder from a file with or without its unused weights (docs/method.md §3).
 
     Weights that the file lacks must be among those the appearance encoder never runs; they are set
     to zero so the model is fully defined, and they are left out again when it is saved.
@@ -132,7 +132,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 def load_decoupled_attention(unet: UNet2DConditionModel, path: Path) -> None:
-    """Load `to_k_dc`/`to_v_dc` of every decoupled processor from the released file (SPEC §3)."""
+    """Load `to_k_dc`/`to_v_dc` of every decoupled processor from the released file (docs/method.md §3)."""
     state = read_state_dict(path)
     processors = decoupled_processors(unet)
     expected = {f"{name}.{key}" for name, processor in processors.items() for key in processor.state_dict()}

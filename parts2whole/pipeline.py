@@ -1,4 +1,4 @@
-"""`Parts2WholePipeline`: a person in a pose, wearing the given parts (SPEC §4)."""
+"""`Parts2WholePipeline`: a person in a pose, wearing the given parts (docs/method.md §4)."""
 
 import copy
 import inspect
@@ -122,7 +122,7 @@ class Parts2WholePipeline(DiffusionPipeline):
     def from_pretrained(
         cls, pretrained_model_name_or_path: str | os.PathLike, torch_dtype: torch.dtype | None = None, **components
     ) -> "Parts2WholePipeline":
-        """Load the released layout (SPEC §3) from a folder or a Hugging Face repo id.
+        """Load the released layout (docs/method.md §3) from a folder or a Hugging Face repo id.
 
         Any component can be passed in instead, e.g. `vae=AutoencoderKL.from_pretrained(...)`.
         """

@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 
 class PoseGuider(ModelMixin, ConfigMixin):
-    """A small conv net that brings a pose map to the UNet's first feature map (SPEC §2).
+    """A small conv net that brings a pose map to the UNet's first feature map (docs/method.md §2).
 
     Parameter names (`conv_in`, `blocks.0`..`blocks.5`, `conv_out`) and the config keys are those
     of the released `pose_guider/`, so the checkpoint loads with `from_pretrained`.

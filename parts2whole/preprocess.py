@@ -1,4 +1,4 @@
-"""Images in (paths, arrays, PIL images of any mode), tensors out (SPEC §4.1 and §4.5).
+"""Images in (paths, arrays, PIL images of any mode), tensors out (docs/method.md §4.1 and §4.5).
 
 Every reader here turns a bad input into a `ValueError` that names the input and the problem.
 """

@@ -1,4 +1,4 @@
-"""The appearance encoder's side of Parts2Whole (SPEC §4.2).
+"""The appearance encoder's side of Parts2Whole (docs/method.md §4.2).
 
 `reference_unet` is run once per generation, one batch row per part, at timestep 0, with each part's
 label as its text. Capture processors (see `attention.py`) keep the input of every self-attention,
@@ -11,7 +11,7 @@ can run at once on one loaded model (the demo's queue runs them in threads). The
 installed once and read the bank the running call made active (`ReferenceBank.active`, a context
 variable: each thread and each asyncio task sees its own); with none active they attend plainly.
 
-Training (SPEC §6) runs a batch of different people, each with `MAX_PARTS` part slots:
+Training (docs/method.md §6) runs a batch of different people, each with `MAX_PARTS` part slots:
 `ReferenceBank.training_batch(present)` says which slots each sample has (dropped parts and "all
 references dropped" are just False there), `capture_training_features` runs the appearance encoder
 on the present slots only, and each denoising row then attends to its own parts alone. Nothing is
@@ -36,7 +36,7 @@ def token_grid_mask(part_masks: torch.Tensor, num_tokens: int) -> torch.Tensor:
     """Bring pixel masks (P, 1, H, W) to a block's token grid: returns (P, num_tokens, 1).
 
     The grid is the UNet's own: ceil(H / s) x ceil(W / s) for the power of two s that gives
-    `num_tokens` (SPEC §4.2's s = 2^ceil(log2(H W / tokens) / 2) wherever that formula is defined).
+    `num_tokens` (docs/method.md §4.2's s = 2^ceil(log2(H W / tokens) / 2) wherever that formula is defined).
     The mask is resized nearest-neighbour, then dilated by one token (3 x 3 all-ones convolution,
     clamped to [0, 1]).
     """

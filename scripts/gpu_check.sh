@@ -18,9 +18,8 @@ log "whole pipeline" && python3 bench/full_size.py --device cuda --dtype float16
 log "whole pipeline, model CPU offload" && python3 bench/full_size.py --device cuda --dtype float16 --steps 50 --offload
 log "CLI on cuda with tiny weights"
 python3 - <<'PY'
-import sys; sys.path[:0] = [".", "tests"]
 from pathlib import Path
-from tiny_models import write_released_checkpoint
+from parts2whole.testing.tiny_models import write_released_checkpoint
 write_released_checkpoint(Path("/tmp/tiny/parts2whole"))
 PY
 python3 -m parts2whole examples/casual/example.json --out /tmp/cli --weights /tmp/tiny --device cuda 2>&1 | grep -v "Loading weights"

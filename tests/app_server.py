@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tiny_models import write_demo_weights
+from parts2whole.testing.tiny_models import write_demo_weights
 
 REPO = Path(__file__).resolve().parents[1]
 

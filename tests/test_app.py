@@ -3,11 +3,14 @@
 import time
 
 import pytest
+from app_server import (
+    REPO,
+    running_app,  # noqa: F401  (fixture)
+    start_app,
+)
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from app_server import REPO, start_app
-from app_server import running_app  # noqa: F401  (fixture)
 from parts2whole.labels import LABEL_FOLDERS, PART_LABELS
 
 EXAMPLE = REPO / "examples" / "top_and_trousers"
@@ -31,13 +34,26 @@ def test_upload_parts_and_generate(running_app) -> None:  # noqa: F811
     client = Client(url, verbose=False)
     slots = empty_slots()
     for label in ("face", "upper body clothes"):
-        editor, mode = client.predict(handle_file(str(EXAMPLE / f"{LABEL_FOLDERS[label]}.png")), api_name=f"/reference_{LABEL_FOLDERS[label]}")
+        editor, mode = client.predict(
+            handle_file(str(EXAMPLE / f"{LABEL_FOLDERS[label]}.png")), api_name=f"/reference_{LABEL_FOLDERS[label]}"
+        )
         index = 2 * PART_LABELS.index(label)
         slots[index : index + 2] = [as_input(editor), "Whole image"]
     started = time.perf_counter()
     gallery, seed, settings_text, archive = client.predict(
-        *slots, handle_file(str(REPO / "examples" / "poses" / "standing.png")),
-        "a person", "", 5, False, 2, 7.5, 256, 256, 1, "DDIM", api_name="/generate",
+        *slots,
+        handle_file(str(REPO / "examples" / "poses" / "standing.png")),
+        "a person",
+        "",
+        5,
+        False,
+        2,
+        7.5,
+        256,
+        256,
+        1,
+        "DDIM",
+        api_name="/generate",
     )
     print(f"first image after {time.perf_counter() - started:.1f} s")
     assert seed == 5 and '"seed": 5' in settings_text

@@ -17,7 +17,7 @@ BACK_PARTS = {1, 3, 4, 5, 6, 7, 8, 11, 12, 17, 18, 21, 22, 23, 24}
 def parts_seen(image: Image.Image, min_pixels: int = 8) -> set[int]:
     index = np.asarray(image)[..., 2]
     values, counts = np.unique(index[index > 0], return_counts=True)
-    return {int(v) for v, c in zip(values, counts) if c >= min_pixels}
+    return {int(v) for v, c in zip(values, counts, strict=True) if c >= min_pixels}
 
 
 def test_same_pose_same_bytes_and_released_format():

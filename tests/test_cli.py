@@ -1,9 +1,9 @@
 """`python -m parts2whole` on JSON and JSONL inputs in the authors' format."""
 
 import json
-import shutil
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -14,9 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import HEIGHT, WIDTH, densepose_image, make_parts
 from parts2whole import runtime
 from parts2whole.cli import main
+from parts2whole.testing.inputs import HEIGHT, WIDTH, densepose_image, make_parts
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,13 +63,29 @@ def test_jsonl_input_runs_every_line_with_one_process(released_checkpoint, tmp_p
     lines = [write_input(tmp_path, prompt="first"), write_input(tmp_path, prompt="second", scheduler="dpm++2m")]
     (tmp_path / "batch.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
     result = subprocess.run(
-        [sys.executable, "-m", "parts2whole", str(tmp_path / "batch.jsonl"), "--out", str(tmp_path / "out"),
-         "--weights", str(released_checkpoint[0]), "--device", "cpu"],
-        capture_output=True, text=True, cwd=REPO, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "parts2whole",
+            str(tmp_path / "batch.jsonl"),
+            "--out",
+            str(tmp_path / "out"),
+            "--weights",
+            str(released_checkpoint[0]),
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "batch_0001.json", "batch_0001.png", "batch_0002.json", "batch_0002.png"
+        "batch_0001.json",
+        "batch_0001.png",
+        "batch_0002.json",
+        "batch_0002.png",
     ]
     assert json.loads((tmp_path / "out" / "batch_0002.json").read_text())["scheduler"] == "dpm++2m"
 
@@ -99,12 +115,30 @@ def test_accelerate_launch_shares_the_lines_and_writes_what_one_process_writes(r
 
     # `--multi_gpu` is accelerate's torchrun launcher, which starts CPU processes where no GPU is
     # visible; `--cpu` alone starts one process (several need mpirun).
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-              "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port())]
+    launch = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(free_port()),
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(
         launch + ["-m", "parts2whole"] + common + ["--out", str(tmp_path / "multi")],
-        capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=300,
     )
     assert result.returncode != 0
     assert result.stderr.count("error in input 2: the 'face' image: there is no file") == 1, result.stderr
@@ -147,7 +181,9 @@ def test_bad_generation_input_is_reported_and_the_rest_runs(released_checkpoint,
     good = write_input(tmp_path)
     bad = {**good, "appearance": {"face": "images/nothing.png"}, "mask": {}}
     (tmp_path / "mixed.jsonl").write_text(json.dumps(bad) + "\n" + json.dumps(good) + "\n")
-    code = main([str(tmp_path / "mixed.jsonl"), "--out", str(tmp_path / "out"), "--weights", str(released_checkpoint[0]), "--device", "cpu"])
+    code = main(
+        [str(tmp_path / "mixed.jsonl"), "--out", str(tmp_path / "out"), "--weights", str(released_checkpoint[0]), "--device", "cpu"]
+    )
     captured = capsys.readouterr()
     assert code == 1
     assert "error in input 1: the 'face' image: there is no file" in captured.err
@@ -168,7 +204,9 @@ def test_unavailable_device_is_explained(released_checkpoint, tmp_path, capsys, 
 def test_without_released_weights_the_mini_model_runs_at_its_own_defaults(released_checkpoint, tmp_path, capsys, monkeypatch) -> None:
     mini = tmp_path / "parts2whole-mini"
     shutil.copytree(released_checkpoint[0], mini)
-    (mini / runtime.DEFAULTS_FILE).write_text(json.dumps({"height": 40, "width": 24, "steps": 2, "guidance_scale": 3.0, "scheduler": "dpm++2m"}))
+    (mini / runtime.DEFAULTS_FILE).write_text(
+        json.dumps({"height": 40, "width": 24, "steps": 2, "guidance_scale": 3.0, "scheduler": "dpm++2m"})
+    )
     monkeypatch.setattr(runtime, "MINI_MODEL_DIR", mini.resolve())
     entry = write_input(tmp_path)
     for setting in ("height", "width", "steps"):

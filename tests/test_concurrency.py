@@ -12,8 +12,8 @@ import pytest
 import torch
 from PIL import ImageOps
 
-from conftest import call_kwargs, densepose_image
 from parts2whole.runtime import make_scheduler
+from parts2whole.testing.inputs import call_kwargs, densepose_image
 
 STEPS = 3
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import noise_image, rectangle_mask
-from tiny_models import write_tiny_realesrgan, write_tiny_segformer
 from parts2whole.densepose import densepose_preview, densepose_problems, part_palette
 from parts2whole.labels import PART_LABELS
 from parts2whole.part_masks import PART_CLASSES, PartMasker, mask_of
+from parts2whole.testing.inputs import noise_image, rectangle_mask
+from parts2whole.testing.tiny_models import write_tiny_realesrgan, write_tiny_segformer
 from parts2whole.upscale import Upscaler
 from ui.examples import load_poses
 

@@ -1,14 +1,13 @@
-"""The fast attention path equals a plain implementation of SPEC §4 (tests/plain_reference.py)."""
+"""The fast attention path equals a plain implementation of docs/method.md §4 (parts2whole/testing/plain_reference.py)."""
 
 import math
 
 import pytest
 import torch
 
-from conftest import call_kwargs
-from plain_reference import install_plain_processors, plain_token_grid
-from parts2whole.reference import token_grid_mask
-from parts2whole.reference import active_bank
+from parts2whole.reference import active_bank, token_grid_mask
+from parts2whole.testing.inputs import call_kwargs
+from parts2whole.testing.plain_reference import install_plain_processors, plain_token_grid
 
 CASES = [(parts, masks, cfg) for parts in (1, 3, 6) for masks in (False, True) for cfg in (False, True)]
 
@@ -31,7 +30,7 @@ def test_masked_tokens_become_one_biased_zero_key(pipe) -> None:
     for with_masks in (False, True):
         seen = []
 
-        def inspect_bank(pipeline, step, timestep, tensors):
+        def inspect_bank(pipeline, step, timestep, tensors, seen=seen):
             bank = active_bank()  # the call's own, active while its steps run
             seen.append(({k: v.clone() for k, v in bank.features.items()}, dict(bank.cache)))
             return tensors
@@ -58,7 +57,7 @@ def test_token_grid_mask_matches_plain(height: int, width: int) -> None:
     masks = (torch.rand(3, 1, height, width, generator=generator) > 0.7).float()
     masks[1] *= 0.5  # fractional masks keep their values
     grid_height, grid_width = -(-height // 8), -(-width // 8)
-    for level in range(4):
+    for _ in range(4):  # the UNet's four levels
         num_tokens = grid_height * grid_width
         assert torch.equal(token_grid_mask(masks, num_tokens), plain_token_grid(masks, num_tokens))
         grid_height, grid_width = -(-grid_height // 2), -(-grid_width // 2)

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import HEIGHT, WIDTH, call_kwargs, noise_image
 from parts2whole.labels import order_labels
 from parts2whole.preprocess import load_image, prepare_pose, prepare_reference, to_mask, to_rgba
+from parts2whole.testing.inputs import HEIGHT, WIDTH, call_kwargs, noise_image
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Loading the released layout (SPEC §3) and saving a layout that loads back."""
+"""Loading the released layout (docs/method.md §3) and saving a layout that loads back."""
 
 import json
 
@@ -9,11 +9,11 @@ import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from transformers import CLIPTextModel, CLIPVisionModelWithProjection
 
-from conftest import call_kwargs
-from tiny_models import write_released_checkpoint
 from parts2whole import Parts2WholePipeline, PoseGuider
 from parts2whole.attention import DecoupledCrossAttnProcessor
 from parts2whole.loading import WeightsNotFoundError, decoupled_attention_state
+from parts2whole.testing.inputs import call_kwargs
+from parts2whole.testing.tiny_models import write_released_checkpoint
 
 
 def test_released_layout_loads_with_the_right_classes(pipe, released_checkpoint) -> None:

@@ -1,13 +1,13 @@
-"""What a generation does: SPEC §4's semantics and §5's faults not reproduced."""
+"""What a generation does: docs/method.md §4's semantics and §5's faults not reproduced."""
 
 import numpy as np
 import pytest
 import torch
 from diffusers import DPMSolverMultistepScheduler, EulerDiscreteScheduler
 
-from conftest import HEIGHT, WIDTH, call_kwargs, make_parts, rectangle_mask
 from parts2whole import PART_LABELS
 from parts2whole.reference import active_bank
+from parts2whole.testing.inputs import HEIGHT, WIDTH, call_kwargs, make_parts, rectangle_mask
 
 
 def record_inputs(module: torch.nn.Module) -> list[dict]:

@@ -1,11 +1,11 @@
-"""The pose guider matches the released `pose_guider/` (SPEC §2-3) and enters after `conv_in`."""
+"""The pose guider matches the released `pose_guider/` (docs/method.md §2-3) and enters after `conv_in`."""
 
 import pytest
 import torch
 
-from tiny_models import tiny_unet
 from parts2whole import PoseGuider
 from parts2whole.pose_guider import install_pose_hook, pose_added_to_conv_in
+from parts2whole.testing.tiny_models import tiny_unet
 
 
 def test_released_config_has_the_released_names_and_size() -> None:

@@ -4,9 +4,13 @@ import torch
 from accelerate import init_empty_weights
 from diffusers import UNet2DConditionModel
 
-from parts2whole.attention import DecoupledCrossAttnProcessor, SharedSelfAttnProcessor, ReferenceCaptureProcessor
-from parts2whole.reference import ReferenceBank, last_self_attention_name, unused_reference_keys
-from parts2whole.attention import install_processors
+from parts2whole.attention import (
+    DecoupledCrossAttnProcessor,
+    ReferenceCaptureProcessor,
+    SharedSelfAttnProcessor,
+    install_processors,
+)
+from parts2whole.reference import last_self_attention_name, unused_reference_keys
 
 SD15_UNET = dict(
     block_out_channels=(320, 640, 1280, 1280),

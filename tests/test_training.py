@@ -10,11 +10,11 @@ from diffusers import AutoencoderKL, DDPMScheduler
 
 from parts2whole import Parts2WholePipeline
 from parts2whole.labels import MAX_PARTS
+from parts2whole.runtime import DEFAULTS_FILE, SCHEDULERS, make_scheduler
 from parts2whole.synthetic import write_dataset
+from parts2whole.training.components import scratch_components
 from parts2whole.training.config import ModelConfig, TrainConfig
 from parts2whole.training.data import PartsDataset, collate
-from parts2whole.runtime import DEFAULTS_FILE, SCHEDULERS, make_scheduler
-from parts2whole.training.components import scratch_components
 from parts2whole.training.loop import StepBatches, train
 from parts2whole.training.step import draw_conditions, pack_image_tokens
 
@@ -160,7 +160,7 @@ def test_step_batches_visit_every_sample_once_a_pass_and_name_the_pass():
 
 def test_fine_tuning_starts_from_a_released_layout_checkpoint(released_checkpoint, tmp_path):
     """The authors' layout in, the same layout out, the frozen parts unchanged and the trained ones moved."""
-    from conftest import HEIGHT, WIDTH
+    from parts2whole.testing.inputs import HEIGHT, WIDTH
 
     root = tmp_path / "data"
     write_dataset(root, people=4, seed=3, size=(WIDTH, HEIGHT), workers=1, progress=False)

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import pytest
 import torch
 from diffusers.models.attention_processor import AttnProcessor2_0
-from tiny_models import HIDDEN, tiny_components
 
 from parts2whole import MAX_PARTS
 from parts2whole.attention import install_processors
@@ -20,6 +19,7 @@ from parts2whole.reference import (
     capture_training_features,
     unused_reference_keys,
 )
+from parts2whole.testing.tiny_models import HIDDEN, tiny_components
 
 HEIGHT, WIDTH = 64, 48
 CONTEXT_TOKENS = 77 + MAX_PARTS

@@ -10,13 +10,13 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import densepose_image, noise_image, rectangle_mask
-from tiny_models import write_demo_weights
-from parts2whole.body.presets import CONTROLS, PRESETS, control_values
 from parts2whole import runtime
+from parts2whole.body.presets import CONTROLS, PRESETS, control_values
 from parts2whole.cli import main as cli_main
 from parts2whole.densepose import densepose_problems
 from parts2whole.labels import PART_LABELS
+from parts2whole.testing.inputs import densepose_image, noise_image, rectangle_mask
+from parts2whole.testing.tiny_models import write_demo_weights
 from ui import settings
 from ui.examples import load_examples, load_poses
 from ui.handlers import PART_MASK, WHOLE_IMAGE, Handlers, editor_value, mask_from_layers
@@ -187,7 +187,7 @@ def test_every_example_fills_every_slot(handlers) -> None:
     for index, example in enumerate(handlers.examples):
         values = handlers.example_values(index)
         uploads, slots, rest = values[:6], values[6:18], values[18:]
-        for label, upload, value, mode in zip(PART_LABELS, uploads, slots[0::2], slots[1::2]):
+        for label, upload, value, mode in zip(PART_LABELS, uploads, slots[0::2], slots[1::2], strict=True):
             present = label in example.settings["appearance"]
             assert (upload is not None) == present and (value["background"] is not None) == present
             assert not present or (mode == PART_MASK) == (label in example.settings["mask"])
@@ -244,7 +244,7 @@ def test_pose_maker_slider_extremes_give_valid_maps(extreme) -> None:
     values = [control.low if extreme == "low" else control.high for control in CONTROLS]
     pose, _ = Handlers.pose_made("walking", 768, 512, *values)
     assert pose.size == (512, 768) and densepose_problems(pose) == []
-    moved, _ = Handlers.pose_made("walking", 768, 512, *[v if c.name != "yaw" else 0 for c, v in zip(CONTROLS, values)])
+    moved, _ = Handlers.pose_made("walking", 768, 512, *[v if c.name != "yaw" else 0 for c, v in zip(CONTROLS, values, strict=True)])
     assert moved.tobytes() != pose.tobytes()  # the view slider takes effect
 
 
@@ -252,7 +252,9 @@ def test_without_released_weights_the_demo_runs_the_mini_model_at_its_defaults(d
     monkeypatch.setattr(settings, "OUTPUT_DIR", tmp_path / "outputs")
     mini = tmp_path / "parts2whole-mini"
     shutil.copytree(demo_weights / "parts2whole", mini)
-    (mini / runtime.DEFAULTS_FILE).write_text(json.dumps({"height": 40, "width": 24, "steps": 2, "guidance_scale": 3.0, "scheduler": "dpm++2m"}))
+    (mini / runtime.DEFAULTS_FILE).write_text(
+        json.dumps({"height": 40, "width": 24, "steps": 2, "guidance_scale": 3.0, "scheduler": "dpm++2m"})
+    )
     monkeypatch.setattr(runtime, "MINI_MODEL_DIR", mini.resolve())
     models = Models(tmp_path / "empty", "cpu", torch.float32)
     assert models.has_pipeline() and "small demo model trained on synthetic people" in models.status()[0]

@@ -29,8 +29,13 @@ def part_slot(label: str) -> tuple[gr.Image, gr.ImageEditor, gr.Radio, gr.Button
     with gr.Group(elem_classes="slot"):
         gr.Markdown(f"**{label.capitalize()}**", elem_classes="slot-title")
         upload = gr.Image(
-            label=f"{label} reference", show_label=False, type="pil", image_mode=None, height=150,
-            sources=("upload", "clipboard", "webcam"), elem_id=f"upload-{label.replace(' ', '-')}",
+            label=f"{label} reference",
+            show_label=False,
+            type="pil",
+            image_mode=None,
+            height=150,
+            sources=("upload", "clipboard", "webcam"),
+            elem_id=f"upload-{label.replace(' ', '-')}",
         )
         editor = gr.ImageEditor(
             label=f"{label} mask",
@@ -64,7 +69,9 @@ def pose_maker() -> tuple[gr.Dropdown, list[gr.Slider]]:
             with gr.Row():
                 for control, value in zip(CONTROLS[start : start + 3], values[start : start + 3], strict=True):
                     step = 1 if control.high > 5 else 0.01
-                    sliders.append(gr.Slider(control.low, control.high, value=value, step=step, label=control.label, elem_id=f"pose-{control.name}"))
+                    sliders.append(
+                        gr.Slider(control.low, control.high, value=value, step=step, label=control.label, elem_id=f"pose-{control.name}")
+                    )
     return preset, sliders
 
 
@@ -76,8 +83,12 @@ def pose_photo() -> gr.Image:
             "It approximates DensePose; it is not a DensePose network's output."
         )
         photo = gr.Image(
-            label="Photo of a person", type="pil", image_mode=None, sources=("upload", "clipboard", "webcam"),
-            height=200, elem_id="pose-photo",
+            label="Photo of a person",
+            type="pil",
+            image_mode=None,
+            sources=("upload", "clipboard", "webcam"),
+            height=200,
+            elem_id="pose-photo",
         )
     return photo
 
@@ -98,7 +109,10 @@ def build_demo(handlers: Handlers) -> gr.Blocks:
         example_gallery = gr.Gallery(
             [(example.thumbnail, example.name.replace("_", " ")) for example in handlers.examples],
             label="Examples: click one to fill every slot",
-            columns=max(len(handlers.examples), 3), height=230, allow_preview=False, object_fit="contain",
+            columns=max(len(handlers.examples), 3),
+            height=230,
+            allow_preview=False,
+            object_fit="contain",
             elem_id="examples",
         )
 
@@ -113,11 +127,23 @@ def build_demo(handlers: Handlers) -> gr.Blocks:
             with gr.Column(scale=2):
                 gr.Markdown("### Pose")
                 with gr.Row():
-                    pose = gr.Image(label="DensePose map", type="pil", image_mode="RGB", format="png", sources=("upload", "clipboard"), height=300, elem_id="pose")
+                    pose = gr.Image(
+                        label="DensePose map",
+                        type="pil",
+                        image_mode="RGB",
+                        format="png",
+                        sources=("upload", "clipboard"),
+                        height=300,
+                        elem_id="pose",
+                    )
                     pose_preview = gr.Image(label="Body parts", interactive=False, height=300)
                 pose_gallery = gr.Gallery(
                     [(str(path), path.stem.replace("_", " ")) for path in handlers.poses],
-                    label="Or pick a pose", columns=4, height=150, allow_preview=False, object_fit="contain",
+                    label="Or pick a pose",
+                    columns=4,
+                    height=150,
+                    allow_preview=False,
+                    object_fit="contain",
                 )
                 preset, pose_sliders = pose_maker()
                 photo = pose_photo()
@@ -134,15 +160,27 @@ def build_demo(handlers: Handlers) -> gr.Blocks:
                         steps = gr.Slider(1, settings.MAX_STEPS, value=defaults["steps"], step=1, label="Steps", elem_id="steps")
                         guidance = gr.Slider(1.0, 15.0, value=defaults["guidance_scale"], step=0.5, label="Guidance scale")
                     with gr.Row():
-                        height = gr.Slider(settings.MIN_SIDE, settings.MAX_SIDE, value=defaults["height"], step=8, label="Height", elem_id="height")
-                        width = gr.Slider(settings.MIN_SIDE, settings.MAX_SIDE, value=defaults["width"], step=8, label="Width", elem_id="width")
+                        height = gr.Slider(
+                            settings.MIN_SIDE, settings.MAX_SIDE, value=defaults["height"], step=8, label="Height", elem_id="height"
+                        )
+                        width = gr.Slider(
+                            settings.MIN_SIDE, settings.MAX_SIDE, value=defaults["width"], step=8, label="Width", elem_id="width"
+                        )
                     with gr.Row():
                         num_images = gr.Slider(1, settings.MAX_IMAGES, value=1, step=1, label="Images")
-                        scheduler = gr.Dropdown(list(settings.SCHEDULER_CHOICES), value=settings.scheduler_shown(defaults["scheduler"]), label="Scheduler")
+                        scheduler = gr.Dropdown(
+                            list(settings.SCHEDULER_CHOICES), value=settings.scheduler_shown(defaults["scheduler"]), label="Scheduler"
+                        )
                 run = gr.Button("Generate", variant="primary", elem_id="generate")
             with gr.Column(scale=2):
-                results = gr.Gallery(label="Results", columns=2, height=420, format="png", elem_id="results", buttons=["download", "fullscreen"])
-                result_settings = gr.Code(label="Settings of the selected result (python -m parts2whole SETTINGS.json --out DIR)", language="json", elem_id="result-settings")
+                results = gr.Gallery(
+                    label="Results", columns=2, height=420, format="png", elem_id="results", buttons=["download", "fullscreen"]
+                )
+                result_settings = gr.Code(
+                    label="Settings of the selected result (python -m parts2whole SETTINGS.json --out DIR)",
+                    language="json",
+                    elem_id="result-settings",
+                )
                 archive = gr.File(label="This run: inputs, images and settings")
         settings_texts = gr.State([])
 
@@ -152,7 +190,10 @@ def build_demo(handlers: Handlers) -> gr.Blocks:
         for label, upload, editor, mode, auto_mask, upscale in slots:
             name = LABEL_FOLDERS[label]
             upload.upload(handlers.editor_before_upload, upload, editor, api_visibility="private", preprocess=False).then(
-                partial(handlers.reference_uploaded, label), upload, [editor, mode], api_name=f"reference_{name}",
+                partial(handlers.reference_uploaded, label),
+                upload,
+                [editor, mode],
+                api_name=f"reference_{name}",
                 preprocess=False,
             )
             upload.clear(lambda: (editor_value(None), PART_MASK), None, [editor, mode], api_visibility="private")
@@ -169,7 +210,13 @@ def build_demo(handlers: Handlers) -> gr.Blocks:
         pose_gallery.select(handlers.pose_picked, None, [pose, pose_preview], api_visibility="private")
         preset.input(handlers.preset_chosen, [preset, height, width], [*pose_sliders, pose, pose_preview], api_name="pose_preset")
         for slider in pose_sliders:
-            slider.input(handlers.pose_made, [preset, height, width, *pose_sliders], [pose, pose_preview], api_visibility="private", trigger_mode="always_last")
+            slider.input(
+                handlers.pose_made,
+                [preset, height, width, *pose_sliders],
+                [pose, pose_preview],
+                api_visibility="private",
+                trigger_mode="always_last",
+            )
         photo.upload(handlers.pose_from_photo, [photo, height, width], [pose, pose_preview], api_name="pose_from_photo")
         panel = [prompt, negative, seed, randomize, steps, guidance, height, width, num_images, scheduler]
         example_choice = gr.State()

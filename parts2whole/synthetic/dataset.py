@@ -1,4 +1,4 @@
-"""Synthetic people written in the authors' dataset format (SPEC §6), with a parsing map per target.
+"""Synthetic people written in the authors' dataset format (docs/method.md §6), with a parsing map per target.
 
 Person `i` of a dataset with seed `s` is drawn from `numpy.random.default_rng([s, i])` alone, so a
 seed gives the same bytes whatever the number of workers. Each person has one target photo (with

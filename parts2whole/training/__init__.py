@@ -1,4 +1,4 @@
-"""Training-side code of Parts2Whole (SPEC §6): the dataset reader for now."""
+"""Training-side code of Parts2Whole (docs/method.md §6): the dataset reader for now."""
 
 from .data import PARSING_CLASSES, PartsDataset, collate
 

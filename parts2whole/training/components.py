@@ -1,7 +1,7 @@
 """The components of a model trained from scratch, all made here (no download), and the small
 character-level tokenizer they read text with.
 
-The text and image encoders stay frozen as SPEC §6 says; trained from scratch they are frozen at
+The text and image encoders stay frozen as docs/method.md §6 says; trained from scratch they are frozen at
 their random initialisation, which still gives each label and caption its own fixed embedding.
 """
 
@@ -20,7 +20,7 @@ from ..pose_guider import PoseGuider
 from .config import ModelConfig
 
 TOKENIZER_CHARACTERS = "abcdefghijklmnopqrstuvwxyz0123456789"
-MAX_TEXT_TOKENS = 77  # as CLIP's, so the context layout is the released one (SPEC §2)
+MAX_TEXT_TOKENS = 77  # as CLIP's, so the context layout is the released one (docs/method.md §2)
 
 
 def character_tokenizer() -> CLIPTokenizer:
@@ -61,7 +61,7 @@ def make_unet(config: ModelConfig, latent_channels: int) -> UNet2DConditionModel
 
 
 def schedule_settings(config: ModelConfig) -> dict:
-    """The released schedule (SPEC §4), or with `zero_terminal_snr` the same betas rescaled so that
+    """The released schedule (docs/method.md §4), or with `zero_terminal_snr` the same betas rescaled so that
     the last timestep holds no signal at all, which needs v-prediction and sampling that starts
     at that timestep ("trailing"). Why a small model needs it: docs/training.md."""
     if not config.zero_terminal_snr:

@@ -1,6 +1,6 @@
 """Training settings, read from a YAML file (configs/*.yaml) and overridable from the command line.
 
-The defaults are SPEC §6's for the released scale: loss on epsilon, frozen VAE and encoders, lr
+The defaults are docs/method.md §6's for the released scale: loss on epsilon, frozen VAE and encoders, lr
 2e-5, batch 8 per GPU, fp16, 30k steps, classifier-free dropout 0.1, reference dropout 0.2, random
 resized crops of scale 0.9-1.0 at 512 x 512.
 """

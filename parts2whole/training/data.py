@@ -1,4 +1,4 @@
-"""Samples of a dataset in the authors' format (SPEC §6) as tensors for a training or evaluation step.
+"""Samples of a dataset in the authors' format (docs/method.md §6) as tensors for a training or evaluation step.
 
 A dataset is a folder with `train.jsonl` / `test.jsonl`, one JSON object a line:
 `{"target": path, "appearance": {label: path}, "mask": {label: path}, "structure": {"densepose":

@@ -63,7 +63,7 @@ def step_generator(seed: int, micro_step: int, rank: int) -> torch.Generator:
 
 
 def make_accelerator(config: TrainConfig) -> Accelerator:
-    # The appearance encoder's tail never runs (SPEC §3), and a batch whose parts are all dropped
+    # The appearance encoder's tail never runs (docs/method.md §3), and a batch whose parts are all dropped
     # leaves it unused: DDP must not wait for their gradients.
     return Accelerator(
         mixed_precision=config.mixed_precision,

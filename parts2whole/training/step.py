@@ -1,4 +1,4 @@
-"""One training step of Parts2Whole (SPEC §6): frozen encoders, per-sample dropouts, the denoising
+"""One training step of Parts2Whole (docs/method.md §6): frozen encoders, per-sample dropouts, the denoising
 prediction of the three trained models, and the loss on epsilon (or on the velocity for a v-prediction schedule)."""
 
 from dataclasses import dataclass
@@ -47,7 +47,7 @@ class TrainedParts(nn.Module):
 
 @dataclass
 class Conditions:
-    """What each sample of a batch is given after SPEC §6's dropouts."""
+    """What each sample of a batch is given after docs/method.md §6's dropouts."""
 
     present: torch.Tensor  # (B, P) bool: the parts it attends to and has image tokens for
     use_pose: torch.Tensor  # (B,) float: 0 where the pose is dropped
@@ -77,7 +77,7 @@ def draw_conditions(
 
 def pack_image_tokens(embeds: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
     """(B, P, D) per-slot CLIP embeddings -> (B, MAX_PARTS, D): each sample's present parts first,
-    in slot order, then zero tokens, which is the layout inference builds (SPEC §4.4)."""
+    in slot order, then zero tokens, which is the layout inference builds (docs/method.md §4.4)."""
     tokens = embeds.new_zeros(embeds.shape[0], MAX_PARTS, embeds.shape[-1])
     rows, slots = present.nonzero(as_tuple=True)
     rank = present.cumsum(dim=1)[rows, slots] - 1

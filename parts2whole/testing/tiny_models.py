@@ -1,7 +1,7 @@
 """Tiny Parts2Whole components (the diffusers `get_dummy_components` pattern) and the released layout.
 
 `write_released_checkpoint` writes the components the way the authors' checkpoint is laid out
-(SPEC §3), independently of the project's own `save_pretrained`: the reference UNet without the
+(docs/method.md §3), independently of the project's own `save_pretrained`: the reference UNet without the
 keys the release lacks, `decoupled_attn.pth` as a safetensors file keyed by the UNet's
 cross-attention paths, and a `model_index.json` naming classes that do not exist here.
 """
@@ -112,7 +112,7 @@ def tiny_components(seed: int = 0) -> dict:
 
 
 def released_reference_keys_absent(state_dict: dict) -> set[str]:
-    """SPEC §3's list of keys missing from the released `reference_unet`, for the tiny layout
+    """docs/method.md §3's list of keys missing from the released `reference_unet`, for the tiny layout
     (whose last cross-attention block is `up_blocks.1.attentions.1`)."""
     last = "up_blocks.1.attentions.1"
     block = f"{last}.transformer_blocks.0"

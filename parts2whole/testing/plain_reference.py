@@ -1,4 +1,4 @@
-"""A plain, obviously-correct implementation of SPEC §4.2-4.4, for checking the fast processors.
+"""A plain, obviously-correct implementation of docs/method.md §4.2-4.4, for checking the fast processors.
 
 Nothing here is shared with `parts2whole.attention` or `parts2whole.reference`: masks are brought
 to token grids with explicit index arithmetic, every part's every token (zeros included) joins one
