@@ -1,5 +1,6 @@
 """The demo's handlers on tiny models: slots, masks, upscaling, pose, examples, generation."""
 
+import asyncio
 import json
 import shutil
 import zipfile
@@ -40,6 +41,11 @@ def select(index: int) -> gr.SelectData:
     return gr.SelectData(None, {"index": index, "value": None})
 
 
+def run_generation(handlers: Handlers, *values, session: str = "visitor"):
+    """Handlers.generate as Gradio runs it: awaited, with the visitor's request."""
+    return asyncio.run(handlers.generate(*values, request=gr.Request(session_hash=session)))
+
+
 def generate_args(slots: dict, pose, prompt="a person", seed=3, randomize=False, **overrides) -> list:
     """Positional values of Handlers.generate: (editor, mode) per slot, then the panel's values."""
     values = []
@@ -56,7 +62,7 @@ def test_generation_writes_images_settings_and_an_archive_that_reproduce(handler
         "face": (editor_value(face, rectangle_mask(face.size, (0.2, 0.2, 0.8, 0.8))), PART_MASK),
         "shoes": (editor_value(noise_image(2, (30, 20)).convert("RGBA")), WHOLE_IMAGE),
     }
-    gallery, seed, texts, shown, archive = handlers.generate(*generate_args(slots, densepose_image(), num_images=2))
+    gallery, seed, texts, shown, archive = run_generation(handlers, *generate_args(slots, densepose_image(), num_images=2))
     assert seed == 3 and len(gallery) == 2 and shown == texts[0]
     assert Image.open(gallery[0][0]).size == (48, 64) and gallery[1][1] == "seed 4"
     settings_1 = json.loads(texts[1])
@@ -72,7 +78,7 @@ def test_generation_writes_images_settings_and_an_archive_that_reproduce(handler
 
 def test_random_seed_is_reported(handlers) -> None:
     slots = {"face": (editor_value(noise_image(1, (40, 50)).convert("RGBA")), WHOLE_IMAGE)}
-    _, seed, texts, _, _ = handlers.generate(*generate_args(slots, densepose_image(), seed=0, randomize=True))
+    _, seed, texts, _, _ = run_generation(handlers, *generate_args(slots, densepose_image(), seed=0, randomize=True))
     assert json.loads(texts[0])["seed"] == seed
 
 
@@ -91,13 +97,74 @@ def test_generation_refuses_incomplete_input(handlers, slots, pose, message) -> 
         "empty-mask": (editor_value(face), PART_MASK),
     }
     with pytest.raises(gr.Error, match=message):
-        handlers.generate(*generate_args({label: values[v] for label, v in slots.items()}, densepose_image() if pose else None))
+        run_generation(handlers, *generate_args({label: values[v] for label, v in slots.items()}, densepose_image() if pose else None))
+
+
+def counting_steps(handlers: Handlers, monkeypatch, at_step=None) -> list[int]:
+    """Record the denoising steps of the next generations; at step `at_step` of the first, press Stop."""
+    steps: list[int] = []
+    generate = handlers.models.generate
+
+    def counted(job, run, on_step):
+        def step(done: int, total: int) -> None:
+            steps.append(done)
+            if done == at_step and steps == list(range(1, at_step + 1)):
+                handlers.stop(gr.Request(session_hash="visitor"))
+            on_step(done, total)
+
+        return generate(job, run, step)
+
+    monkeypatch.setattr(handlers.models, "generate", counted)
+    return steps
+
+
+def face_slots() -> dict:
+    return {"face": (editor_value(noise_image(1, (40, 50)).convert("RGBA")), WHOLE_IMAGE)}
+
+
+def test_stop_ends_the_generation_at_its_step_and_the_next_is_exact(handlers, monkeypatch) -> None:
+    expected, *_ = run_generation(handlers, *generate_args(face_slots(), densepose_image()))
+    steps = counting_steps(handlers, monkeypatch, at_step=2)
+    with pytest.raises(gr.Error, match="The generation was stopped"):
+        run_generation(handlers, *generate_args(face_slots(), densepose_image(), steps=40))
+    assert steps == [1, 2]  # Stop pressed during step 2: the generation ended there
+    assert len(list(settings.OUTPUT_DIR.iterdir())) == 2  # the first run and its zip: the stopped one left nothing
+    again, *_ = run_generation(handlers, *generate_args(face_slots(), densepose_image()))
+    assert np.array_equal(np.asarray(Image.open(again[0][0])), np.asarray(Image.open(expected[0][0])))
+
+
+def test_a_cancelled_event_stops_its_generation_before_the_cancel_completes(handlers, monkeypatch) -> None:
+    """Gradio cancels an event (a client's cancel, the Stop button) by cancelling its task."""
+    steps = counting_steps(handlers, monkeypatch)
+
+    async def cancel_after_the_first_step() -> tuple[int, int]:
+        request = gr.Request(session_hash="visitor")
+        task = asyncio.ensure_future(handlers.generate(*generate_args(face_slots(), densepose_image(), steps=40), request=request))
+        while not steps:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        done = len(steps)
+        await asyncio.sleep(0.5)
+        return done, len(steps)
+
+    done, later = asyncio.run(cancel_after_the_first_step())
+    assert done < 40 and later == done  # the thread had stopped when the cancel returned
+    assert not list(settings.OUTPUT_DIR.iterdir())
+
+
+def test_a_closed_tab_stops_only_its_own_generations(handlers) -> None:
+    flags = handlers.stop_flags
+    with flags.running("closed") as closed, flags.running("other") as other:
+        handlers.session_closed(gr.Request(session_hash="closed"))
+        assert closed.is_set() and not other.is_set()
 
 
 def test_bad_settings_from_the_api_are_explained(handlers) -> None:
     slots = {"face": (editor_value(noise_image(1, (40, 50)).convert("RGBA")), WHOLE_IMAGE)}
     with pytest.raises(gr.Error, match="`height` must be a positive multiple of 8"):
-        handlers.generate(*generate_args(slots, densepose_image(), height=60))
+        run_generation(handlers, *generate_args(slots, densepose_image(), height=60))
 
 
 def test_missing_weights_are_named_with_their_fetch_command(tmp_path, monkeypatch, capsys) -> None:
@@ -112,7 +179,7 @@ def test_missing_weights_are_named_with_their_fetch_command(tmp_path, monkeypatc
     bare = Handlers(models, [], [])
     slots = {"face": (editor_value(noise_image(1, (40, 50)).convert("RGBA")), WHOLE_IMAGE)}
     with pytest.raises(gr.Error, match="python download_weights.py --only parts2whole"):
-        bare.generate(*generate_args(slots, densepose_image()))
+        run_generation(bare, *generate_args(slots, densepose_image()))
     with pytest.raises(gr.Error, match="--only realesrgan"):
         bare.upscale("face", slots["face"][0])
     value, mode = bare.reference_uploaded("face", noise_image(3, (300, 300)))
@@ -264,5 +331,5 @@ def test_without_released_weights_the_demo_runs_the_mini_model_at_its_defaults(d
     examples = load_examples(defaults=defaults)
     assert all(example.settings["height"] == 40 and example.settings["steps"] == 2 for example in examples)
     slots = {"face": (editor_value(noise_image(1, (40, 50)).convert("RGBA")), WHOLE_IMAGE)}
-    gallery, *_ = Handlers(models, examples, []).generate(*generate_args(slots, densepose_image(), height=40, width=24))
+    gallery, *_ = run_generation(Handlers(models, examples, []), *generate_args(slots, densepose_image(), height=40, width=24))
     assert Image.open(gallery[0][0]).size == (24, 40)

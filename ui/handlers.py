@@ -5,7 +5,8 @@ import random
 import shutil
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import gradio as gr
@@ -23,6 +24,7 @@ from . import settings
 from .examples import Example
 from .gpu import gpu_task
 from .models import Models, UserFacingError
+from .stopping import GenerationStopped, StopFlags, raise_if_stopped, run_stoppable
 
 PART_MASK, WHOLE_IMAGE = "Part mask", "Whole image"
 MASK_MODES = (PART_MASK, WHOLE_IMAGE)
@@ -83,6 +85,7 @@ class Handlers:
     models: Models
     examples: list[Example]
     poses: list[Path]
+    stop_flags: StopFlags = field(default_factory=StopFlags)
 
     # ------------------------------------------------------------------------ reference slots
 
@@ -245,18 +248,60 @@ class Handlers:
     def random_seed() -> int:
         return random.randrange(2**31)
 
-    @gpu_task(duration=180)
-    def generate(
+    async def generate(
         self,
         *values,
+        request: gr.Request,
         progress: gr.Progress = gr.Progress(),
     ) -> tuple[list[tuple[str, str]], int, list[str], str, str]:
         """values: (editor, mode) for each PART_LABELS slot, then pose, prompt, negative prompt, seed,
-        randomize, steps, guidance, height, width, number of images, scheduler."""
-        slots = values[: 2 * len(PART_LABELS)]
-        pose, prompt, negative, seed, randomize, steps, guidance, height, width, num_images, scheduler = values[2 * len(PART_LABELS) :]
+        randomize, steps, guidance, height, width, number of images, scheduler.
+
+        The denoising runs in a thread of its own that stops within one step when the event is
+        cancelled (Stop, a client's cancel) or the tab is closed (ui/stopping.py). A run that does
+        not finish leaves no files."""
         run = settings.OUTPUT_DIR / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         run.mkdir(parents=True, exist_ok=True)
+        try:
+            job = self._write_inputs(values, run)
+            progress(0, desc="Loading the model (first time only) ...")
+            with self.stop_flags.running(request.session_hash) as flag:
+
+                def on_step(done: int, total: int) -> None:
+                    raise_if_stopped(flag)
+                    progress((done, total), desc="Denoising")
+
+                images = await run_stoppable(partial(self._generate_images, job, run, on_step), flag)
+        except GenerationStopped:
+            shutil.rmtree(run, ignore_errors=True)
+            raise gr.Error("The generation was stopped.") from None
+        except BaseException:
+            shutil.rmtree(run, ignore_errors=True)
+            raise
+        settings_texts = [image.with_suffix(".json").read_text() for image in images]
+        archive = shutil.make_archive(str(run), "zip", run)
+        gallery = [(str(image), f"seed {job['seed'] + index}") for index, image in enumerate(images)]
+        return gallery, job["seed"], settings_texts, settings_texts[0], archive
+
+    def stop(self, request: gr.Request) -> None:
+        """The Stop button: every generation of this visitor's session ends at its current step."""
+        self.stop_flags.stop_session(request.session_hash)
+
+    def session_closed(self, request: gr.Request) -> None:
+        """A closed tab: its generations stop, so the next visitor does not wait for them."""
+        self.stop_flags.stop_session(request.session_hash)
+
+    @gpu_task(duration=180)
+    def _generate_images(self, job: dict, run: Path, on_step) -> list[Path]:
+        try:
+            return self.models.generate(job, run, on_step)
+        except UserFacingError as error:
+            raise gr.Error(str(error)) from None
+
+    def _write_inputs(self, values: tuple, run: Path) -> dict:
+        """The generation's inputs saved in `run`, and the job that reads them (the command line's format)."""
+        slots = values[: 2 * len(PART_LABELS)]
+        pose, prompt, negative, seed, randomize, steps, guidance, height, width, num_images, scheduler = values[2 * len(PART_LABELS) :]
         appearance, masks = {}, {}
         for label, value, mode in zip(PART_LABELS, slots[0::2], slots[1::2], strict=True):
             reference = reference_of(value)
@@ -285,15 +330,7 @@ class Handlers:
             "height": int(height), "width": int(width), "steps": int(steps), "guidance_scale": float(guidance),
             "num_images": int(num_images), "scheduler": settings.SCHEDULER_CHOICES[scheduler],
         }  # fmt: skip
-        progress(0, desc="Loading the model (first time only) ...")
-        try:
-            images = self.models.generate(job, run, lambda done, total: progress((done, total), desc="Denoising"))
-        except UserFacingError as error:
-            raise gr.Error(str(error)) from None
-        settings_texts = [image.with_suffix(".json").read_text() for image in images]
-        archive = shutil.make_archive(str(run), "zip", run)
-        gallery = [(str(image), f"seed {job['seed'] + index}") for index, image in enumerate(images)]
-        return gallery, job["seed"], settings_texts, settings_texts[0], archive
+        return job
 
     @staticmethod
     def result_picked(settings_texts: list[str], event: gr.SelectData) -> str:

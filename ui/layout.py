@@ -171,7 +171,9 @@ def build_demo(handlers: Handlers) -> gr.Blocks:
                         scheduler = gr.Dropdown(
                             list(settings.SCHEDULER_CHOICES), value=settings.scheduler_shown(defaults["scheduler"]), label="Scheduler"
                         )
-                run = gr.Button("Generate", variant="primary", elem_id="generate")
+                with gr.Row():
+                    run = gr.Button("Generate", variant="primary", elem_id="generate", scale=3)
+                    stop = gr.Button("Stop", variant="stop", elem_id="stop", scale=1)
             with gr.Column(scale=2):
                 results = gr.Gallery(
                     label="Results", columns=2, height=420, format="png", elem_id="results", buttons=["download", "fullscreen"]
@@ -223,12 +225,15 @@ def build_demo(handlers: Handlers) -> gr.Blocks:
         example_gallery.select(handlers.selected_index, None, example_choice, api_visibility="private").then(
             lambda: empty_editors(len(editors)), None, editors, api_visibility="private"
         ).then(handlers.example_values, example_choice, uploads + slot_values + [pose, pose_preview] + panel, api_visibility="private")
-        run.click(
+        generation = run.click(
             handlers.generate,
             slot_values + [pose] + panel,
             [results, seed, settings_texts, result_settings, archive],
             concurrency_limit=settings.GENERATION_CONCURRENCY,
             api_name="generate",
         )
+        # Not queued behind the generation it stops (its own concurrency id, no limit).
+        stop.click(handlers.stop, None, None, cancels=[generation], concurrency_limit=None, concurrency_id="stop", api_name="stop")
+        demo.unload(handlers.session_closed)
         results.select(handlers.result_picked, settings_texts, result_settings, api_visibility="private")
     return demo
