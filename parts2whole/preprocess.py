@@ -13,6 +13,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 ImageInput = Image.Image | np.ndarray | str | os.PathLike
 
 MIN_IMAGE_SIDE = 8
+MAX_IMAGE_PIXELS = 40_000_000
+"""Largest image decoded (40 megapixels, 160 MB as RGBA). The size is read from the file's header
+first: a larger JPEG is decoded at a reduced scale (1/2, 1/4 or 1/8, the decoder's own), any other
+format is refused before it is decoded, so a small file that declares a huge image (a
+decompression bomb) costs nothing."""
 
 
 def load_image(image: ImageInput, what: str) -> Image.Image:
@@ -23,10 +28,11 @@ def load_image(image: ImageInput, what: str) -> Image.Image:
             raise ValueError(f"{what}: there is no file {str(path)!r}.")
         try:
             with Image.open(path) as opened:
+                fit_decoded_size(opened, what)
                 opened.load()
                 pil = opened.copy()
-        except Image.DecompressionBombError as error:
-            raise ValueError(f"{what}: {str(path)!r} is too large to open safely ({error}).") from None
+        except Image.DecompressionBombError:
+            raise ValueError(f"{what}: {str(path)!r} declares an image too large to open safely.") from None
         except (UnidentifiedImageError, OSError, SyntaxError) as error:
             raise ValueError(f"{what}: {str(path)!r} is not a readable image ({error}).") from None
     elif isinstance(image, np.ndarray):
@@ -39,6 +45,25 @@ def load_image(image: ImageInput, what: str) -> Image.Image:
     if min(pil.size) < MIN_IMAGE_SIDE:
         raise ValueError(f"{what}: the image is {pil.width}x{pil.height}; it needs at least {MIN_IMAGE_SIDE} pixels a side.")
     return pil
+
+
+def fit_decoded_size(opened: Image.Image, what: str) -> None:
+    """Before decoding `opened` (only its header is read yet): reduce a JPEG over MAX_IMAGE_PIXELS
+    at decode time, refuse anything else over it."""
+    width, height = opened.size
+    if width * height <= MAX_IMAGE_PIXELS:
+        return
+    if opened.format == "JPEG":
+        scale = 2
+        while scale < 8 and (width // scale) * (height // scale) > MAX_IMAGE_PIXELS:
+            scale *= 2
+        opened.draft(opened.mode, (width // scale, height // scale))
+        if opened.size[0] * opened.size[1] <= MAX_IMAGE_PIXELS:
+            return
+    raise ValueError(
+        f"{what}: the image is {width}x{height} ({width * height / 1e6:.0f} megapixels); images up to "
+        f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels are read. Reduce it and try again."
+    )
 
 
 def image_from_array(array: np.ndarray, what: str) -> Image.Image:

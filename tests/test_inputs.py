@@ -1,5 +1,10 @@
 """Bad input gets a sentence naming the problem; odd but valid images are read correctly."""
 
+import struct
+import subprocess
+import sys
+import zlib
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -125,3 +130,47 @@ def test_mask_with_transparency_counts_transparent_as_black() -> None:
 def test_pose_is_resized_and_in_unit_range() -> None:
     pose = prepare_pose(np.full((20, 10, 3), 255, np.uint8), WIDTH, HEIGHT)
     assert pose.shape == (3, HEIGHT, WIDTH) and pose.min() == 1.0
+
+
+def png_bomb(path, side: int) -> None:
+    """A PNG that declares a side x side greyscale image of zeros, written without ever holding it:
+    a few kilobytes on disk, side^2 bytes once decoded."""
+    row = bytes(side + 1)  # filter byte + pixels
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    compressor = zlib.compressobj(9)
+    compressed = b"".join(compressor.compress(row) for _ in range(side)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", compressed) + chunk(b"IEND", b""))
+
+
+def peak_memory_of(code: str) -> tuple[int, str]:
+    """(peak resident MB, output) of `code` run in a fresh interpreter after importing preprocess."""
+    script = (
+        "import resource, sys\nfrom parts2whole.preprocess import load_image\nbefore = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        f"try:\n    {code}\nexcept ValueError as error:\n    print(error)\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n"
+    )
+    output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.strip().splitlines()
+    return int(output[-1]), "\n".join(output[:-1])
+
+
+def test_a_decompression_bomb_is_refused_before_it_is_decoded(tmp_path) -> None:
+    bomb = tmp_path / "pose.png"
+    png_bomb(bomb, 12000)
+    assert bomb.stat().st_size < 200_000
+    extra_mb, message = peak_memory_of(f"load_image({str(bomb)!r}, 'The pose')")
+    print(f"\nbomb of 12000x12000 ({bomb.stat().st_size} bytes): {extra_mb} MB more at peak; {message}")
+    assert message == (
+        "The pose: the image is 12000x12000 (144 megapixels); images up to 40 megapixels are read. Reduce it and try again."
+    )
+    assert extra_mb < 50  # decoding it would take 144 MB as greyscale, 576 MB as RGBA
+
+
+def test_a_huge_jpeg_is_read_at_a_reduced_scale(tmp_path) -> None:
+    path = tmp_path / "photo.jpg"
+    Image.new("RGB", (9000, 6000), (200, 30, 40)).save(path, quality=50)
+    image = load_image(path, "The face image")
+    assert image.size == (4500, 3000) and image.getpixel((10, 10))[0] > 150

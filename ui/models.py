@@ -20,6 +20,8 @@ from parts2whole.runtime import checkpoint_folder, load_pipeline, mini_notice, m
 from parts2whole.upscale import Upscaler
 from parts2whole.weights import SOURCES, fetch_command
 
+from . import settings
+
 OUT_OF_MEMORY = (
     "The GPU ran out of memory. Try a smaller size or fewer images, or restart the demo with "
     "`python app.py --low-vram`."
@@ -138,6 +140,11 @@ class Models:
         return write_results(images, settings, out, "result")
 
     def upscale(self, image: Image.Image) -> Image.Image:
+        if max(image.size) > settings.MAX_UPSCALE_SIDE:
+            raise UserFacingError(
+                f"The image is {image.width}x{image.height}: upscaling x4 is for small references, up to "
+                f"{settings.MAX_UPSCALE_SIDE} pixels a side. This one is large enough as it is."
+            )
         upscaler = self.upscaler()
         if upscaler is None:
             raise UserFacingError(f"Upscaling needs the Real-ESRGAN weights: run `{fetch_command('realesrgan')}`.")

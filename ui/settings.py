@@ -11,6 +11,8 @@ MAX_IMAGES = int(os.environ.get("P2W_MAX_IMAGES", "4"))
 MAX_STEPS = int(os.environ.get("P2W_MAX_STEPS", "100"))
 UPSCALE_BELOW = int(os.environ.get("P2W_UPSCALE_BELOW", "256"))
 """References whose shorter side is below this many pixels are upscaled x4 on upload."""
+MAX_UPSCALE_SIDE = int(os.environ.get("P2W_MAX_UPSCALE_SIDE", "1024"))
+"""Largest side the x4 upscaler takes (it makes an image 16 times as large, for small references)."""
 MAX_REFERENCE_SIDE = int(os.environ.get("P2W_MAX_REFERENCE_SIDE", "2048"))
 """Uploaded references larger than this are reduced on upload (they are resized for the model anyway)."""
 GENERATION_CONCURRENCY = int(os.environ.get("P2W_GENERATION_CONCURRENCY", "1"))
