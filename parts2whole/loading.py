@@ -67,7 +67,7 @@ def resolve_checkpoint(path_or_repo: str | os.PathLike, needed: tuple[str, ...] 
         what = "no such folder" if not folder.is_dir() else f"missing {', '.join(missing)}"
         raise WeightsNotFoundError(
             f"Parts2Whole weights not found in {str(folder)!r} ({what}). "
-            f"Fetch them with `{fetch_command('parts2whole')}` (into pretrained_weights/{SOURCES['parts2whole'].target})."
+            f"Fetch them with `{fetch_command('parts2whole', folder.parent)}` (into {folder.parent / SOURCES['parts2whole'].target})."
         )
     return folder
 

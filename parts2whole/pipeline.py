@@ -2,6 +2,7 @@
 
 import copy
 import inspect
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -163,6 +164,7 @@ class Parts2WholePipeline(DiffusionPipeline):
         height: int,
         width: int,
         num_inference_steps: int,
+        guidance_scale: float,
         num_images_per_prompt: int,
         output_type: str,
         generator: torch.Generator | list[torch.Generator] | None,
@@ -186,6 +188,8 @@ class Parts2WholePipeline(DiffusionPipeline):
                 raise ValueError(f"`{name}` must be a positive multiple of 8, got {value!r}.")
         if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
             raise ValueError(f"`num_inference_steps` must be at least 1, got {num_inference_steps!r}.")
+        if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, int | float) or not math.isfinite(guidance_scale):
+            raise ValueError(f"`guidance_scale` must be a finite number (e.g. 7.5; 1 turns guidance off), got {guidance_scale!r}.")
         if not isinstance(num_images_per_prompt, int) or num_images_per_prompt < 1:
             raise ValueError(f"`num_images_per_prompt` must be at least 1, got {num_images_per_prompt!r}.")
         if output_type not in OUTPUT_TYPES:
@@ -325,7 +329,7 @@ class Parts2WholePipeline(DiffusionPipeline):
         """
         # 1. Check the inputs and read the images
         labels = self.check_inputs(
-            appearance, mask, structure, height, width, num_inference_steps, num_images_per_prompt,
+            appearance, mask, structure, height, width, num_inference_steps, guidance_scale, num_images_per_prompt,
             output_type, generator, list(callback_on_step_end_tensor_inputs),
         )  # fmt: skip
         parts = self.prepare_parts(labels, appearance, mask, height, width)

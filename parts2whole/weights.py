@@ -56,9 +56,12 @@ SOURCES: dict[str, WeightsSource] = {
 }
 
 
-def fetch_command(name: str | None = None) -> str:
-    """The command that fetches `name` (all weights when None), for error messages."""
-    return "python download_weights.py" + (f" --only {name}" if name else "")
+def fetch_command(name: str | None = None, weights_dir: str | Path = DEFAULT_WEIGHTS_DIR) -> str:
+    """The command that fetches `name` (all weights when None) into `weights_dir`, for error messages."""
+    command = "python download_weights.py" + (f" --only {name}" if name else "")
+    if Path(weights_dir).resolve() != Path(DEFAULT_WEIGHTS_DIR).resolve():
+        command += f" --dir {weights_dir}"
+    return command
 
 
 def weights_path(name: str, weights_dir: str | Path = DEFAULT_WEIGHTS_DIR) -> Path:

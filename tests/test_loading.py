@@ -108,8 +108,10 @@ def test_unknown_component_is_refused(released_checkpoint) -> None:
 
 
 def test_missing_weights_folder_says_how_to_fetch(tmp_path) -> None:
-    with pytest.raises(WeightsNotFoundError, match="python download_weights.py"):
-        Parts2WholePipeline.from_pretrained(tmp_path / "nowhere")
+    with pytest.raises(WeightsNotFoundError) as error:
+        Parts2WholePipeline.from_pretrained(tmp_path / "nowhere" / "parts2whole")
+    assert f"`python download_weights.py --only parts2whole --dir {tmp_path / 'nowhere'}`" in str(error.value)
+    assert f"(into {tmp_path / 'nowhere' / 'parts2whole'})" in str(error.value)
 
 
 def test_incomplete_weights_folder_names_what_is_missing(tmp_path) -> None:

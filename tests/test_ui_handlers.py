@@ -164,7 +164,28 @@ def test_a_closed_tab_stops_only_its_own_generations(handlers) -> None:
 def test_bad_settings_from_the_api_are_explained(handlers) -> None:
     slots = {"face": (editor_value(noise_image(1, (40, 50)).convert("RGBA")), WHOLE_IMAGE)}
     with pytest.raises(gr.Error, match="`height` must be a positive multiple of 8"):
-        run_generation(handlers, *generate_args(slots, densepose_image(), height=60))
+        run_generation(handlers, *generate_args(slots, densepose_image(), height=68))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"seed": None}, "The seed must be a whole number from 0 to 2147483647; got None."),
+        ({"seed": float("nan")}, "The seed must be a whole number from 0 to 2147483647; got nan."),
+        ({"seed": -1}, "The seed must be from 0 to 2147483647; got -1."),
+        ({"steps": None}, "The number of steps must be a whole number from 1 to 100; got None."),
+        ({"steps": 2.5}, "The number of steps must be a whole number from 1 to 100; got 2.5."),
+        ({"guidance": float("nan")}, "The guidance scale must be a number; got nan."),
+        ({"height": 100000}, "The height must be from 8 to 1024; got 100000."),
+        ({"num_images": 0}, "The number of images must be from 1 to 4; got 0."),
+        ({"scheduler": "Euler"}, "Unknown scheduler 'Euler'; choose one of DDIM, DPM++ 2M."),
+    ],
+)
+def test_odd_values_from_the_api_get_a_sentence(handlers, overrides, message) -> None:
+    with pytest.raises(gr.Error) as error:
+        run_generation(handlers, *generate_args(face_slots(), densepose_image(), **overrides))
+    assert error.value.message == message
+    assert not settings.OUTPUT_DIR.exists() or not list(settings.OUTPUT_DIR.iterdir())
 
 
 def test_missing_weights_are_named_with_their_fetch_command(tmp_path, monkeypatch, capsys) -> None:
@@ -172,9 +193,9 @@ def test_missing_weights_are_named_with_their_fetch_command(tmp_path, monkeypatc
     monkeypatch.setattr(runtime, "MINI_MODEL_DIR", tmp_path / "no-mini-model")
     models = Models(tmp_path / "empty", "cpu", torch.float32)
     assert [line.split("Run ")[1] for line in models.status()] == [
-        "`python download_weights.py --only parts2whole`.",
-        "`python download_weights.py --only segformer`.",
-        "`python download_weights.py --only realesrgan`.",
+        f"`python download_weights.py --only parts2whole --dir {tmp_path / 'empty'}`.",
+        f"`python download_weights.py --only segformer --dir {tmp_path / 'empty'}`.",
+        f"`python download_weights.py --only realesrgan --dir {tmp_path / 'empty'}`.",
     ]
     bare = Handlers(models, [], [])
     slots = {"face": (editor_value(noise_image(1, (40, 50)).convert("RGBA")), WHOLE_IMAGE)}
@@ -234,6 +255,10 @@ def test_editor_value_and_mask_round_trip() -> None:
     assert np.array_equal(np.asarray(mask_from_layers(value["layers"], reference.size)), np.asarray(mask))
     assert value["composite"].getpixel((32, 16)) != reference.getpixel((32, 16))  # the overlay shows
     assert mask_from_layers([], (8, 8)) is None
+    # an opaque black-and-white layer (an API client's mask) is the white part, not the whole image
+    opaque = Image.merge("RGBA", [mask, mask, mask, Image.new("L", mask.size, 255)])
+    assert np.array_equal(np.asarray(mask_from_layers([opaque], reference.size)), np.asarray(mask))
+    assert mask_from_layers([Image.new("RGBA", (8, 8), (0, 0, 0, 255))], (8, 8)) is None
 
 
 def test_pose_upload_checks_and_previews(handlers, tmp_path) -> None:

@@ -60,6 +60,8 @@ def test_download_starts_over_when_the_server_ignores_ranges(server, tmp_path: P
 def test_every_source_has_a_fetch_command_and_a_place() -> None:
     assert set(SOURCES) == {"parts2whole", "sd-vae-ft-mse", "segformer", "realesrgan"}
     assert fetch_command("segformer") == "python download_weights.py --only segformer"
+    # weights kept elsewhere (`python app.py --weights DIR`): the command fetches into DIR
+    assert fetch_command("parts2whole", "/data/w") == "python download_weights.py --only parts2whole --dir /data/w"
     assert weights_path("realesrgan") == Path("pretrained_weights/RealESRGAN_x4plus.pth")
     assert SOURCES["parts2whole"].repo_id == "huanngzh/Parts2Whole"
     assert "decoupled_attn.pth" in SOURCES["parts2whole"].allow_patterns

@@ -1,6 +1,7 @@
 """What each control of the demo does. Model work goes through `ui.models.Models`; problems become
 `gr.Error` (the action stops) or `gr.Warning` / `gr.Info` (it goes on)."""
 
+import math
 import random
 import shutil
 import time
@@ -50,10 +51,13 @@ def mask_overlay(mask: Image.Image) -> Image.Image:
 
 
 def mask_from_layers(layers: list[Image.Image] | None, size: tuple[int, int]) -> Image.Image | None:
-    """White wherever any layer has paint, at `size`; None when nothing is painted."""
+    """White wherever any layer has paint, at `size`; None when nothing is painted. Transparent and
+    black pixels are not paint: a black-and-white mask sent as an opaque layer (through the API)
+    means what a mask image means, not "everything"."""
     painted = np.zeros((size[1], size[0]), dtype=bool)
     for layer in layers or []:
-        painted |= np.asarray(layer.convert("RGBA").resize(size, Image.Resampling.NEAREST))[..., 3] > 0
+        rgba = np.asarray(layer.convert("RGBA").resize(size, Image.Resampling.NEAREST))
+        painted |= (rgba[..., 3] > 0) & (rgba[..., :3].max(axis=-1) > 0)
     if not painted.any():
         return None
     return Image.fromarray(painted.astype(np.uint8) * 255, mode="L")
@@ -69,6 +73,21 @@ def read_upload(upload: dict | Image.Image | np.ndarray, what: str) -> Image.Ima
     except ValueError as error:
         name = upload.get("orig_name")
         raise ValueError(str(error).replace(upload["path"], name) if name else str(error)) from None
+
+
+def whole_number(value: object, what: str, low: int, high: int) -> int:
+    """`value` as an int in [low, high], else a gr.Error that says so (the API can send anything)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value != int(value):
+        raise gr.Error(f"{what} must be a whole number from {low} to {high}; got {value!r}.")
+    if not low <= value <= high:
+        raise gr.Error(f"{what} must be from {low} to {high}; got {value:g}.")
+    return int(value)
+
+
+def finite_number(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise gr.Error(f"{what} must be a number; got {value!r}.")
+    return float(value)
 
 
 def has_transparency(image: Image.Image) -> bool:
@@ -149,7 +168,7 @@ class Handlers:
         masker = self.models.masker()
         if masker is None:
             gr.Info(
-                f"No automatic mask: the SegFormer weights are missing (`{fetch_command('segformer')}` fetches "
+                f"No automatic mask: the SegFormer weights are missing (`{fetch_command('segformer', self.models.weights)}` fetches "
                 f"them). Paint the {label} by hand, or keep '{WHOLE_IMAGE}'."
             )
             return editor_value(reference), WHOLE_IMAGE
@@ -323,12 +342,18 @@ class Handlers:
             raise gr.Error("Add a pose: upload a DensePose map or pick one from the pose gallery.")
         structure = {"densepose": str(run / "densepose.png")}
         pose.convert("RGB").save(structure["densepose"])
+        if scheduler not in settings.SCHEDULER_CHOICES:
+            raise gr.Error(f"Unknown scheduler {scheduler!r}; choose one of {', '.join(settings.SCHEDULER_CHOICES)}.")
         job = {
             "appearance": appearance, "mask": masks, "structure": structure,
             "prompt": prompt or "", "negative_prompt": negative or "",
-            "seed": self.random_seed() if randomize else int(seed),
-            "height": int(height), "width": int(width), "steps": int(steps), "guidance_scale": float(guidance),
-            "num_images": int(num_images), "scheduler": settings.SCHEDULER_CHOICES[scheduler],
+            "seed": self.random_seed() if randomize else whole_number(seed, "The seed", 0, 2**31 - 1),
+            "height": whole_number(height, "The height", 8, settings.MAX_SIDE),
+            "width": whole_number(width, "The width", 8, settings.MAX_SIDE),
+            "steps": whole_number(steps, "The number of steps", 1, settings.MAX_STEPS),
+            "guidance_scale": finite_number(guidance, "The guidance scale"),
+            "num_images": whole_number(num_images, "The number of images", 1, settings.MAX_IMAGES),
+            "scheduler": settings.SCHEDULER_CHOICES[scheduler],
         }  # fmt: skip
         return job
 

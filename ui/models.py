@@ -87,11 +87,11 @@ class Models:
         if notice:
             lines.append(notice)
         if not self.has_pipeline():
-            lines.append(f"Generation is off: the Parts2Whole weights are missing. Run `{fetch_command('parts2whole')}`.")
+            lines.append(f"Generation is off: the Parts2Whole weights are missing. Run `{fetch_command('parts2whole', self.weights)}`.")
         if not self.has_masker():
-            lines.append(f"Automatic masks are off (draw them by hand). Run `{fetch_command('segformer')}`.")
+            lines.append(f"Automatic masks are off (draw them by hand). Run `{fetch_command('segformer', self.weights)}`.")
         if not self.has_upscaler():
-            lines.append(f"Upscaling is off. Run `{fetch_command('realesrgan')}`.")
+            lines.append(f"Upscaling is off. Run `{fetch_command('realesrgan', self.weights)}`.")
         return lines
 
     # ------------------------------------------------------------------------------ the models
@@ -147,6 +147,6 @@ class Models:
             )
         upscaler = self.upscaler()
         if upscaler is None:
-            raise UserFacingError(f"Upscaling needs the Real-ESRGAN weights: run `{fetch_command('realesrgan')}`.")
+            raise UserFacingError(f"Upscaling needs the Real-ESRGAN weights: run `{fetch_command('realesrgan', self.weights)}`.")
         with out_of_memory_explained():
             return upscaler(image)
