@@ -13,6 +13,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 ImageInput = Image.Image | np.ndarray | str | os.PathLike
 
 MIN_IMAGE_SIDE = 8
+FRAMES = "frames"
+"""`load_image` notes in `image.info[FRAMES]` how many frames a file holds, when more than one (an
+animated GIF, a multi-page TIFF): only the first is read, and callers may say so."""
 MAX_IMAGE_PIXELS = 40_000_000
 """Largest image decoded (40 megapixels, 160 MB as RGBA). The size is read from the file's header
 first: a larger JPEG is decoded at a reduced scale (1/2, 1/4 or 1/8, the decoder's own), any other
@@ -31,6 +34,9 @@ def load_image(image: ImageInput, what: str) -> Image.Image:
                 fit_decoded_size(opened, what)
                 opened.load()
                 pil = opened.copy()
+                frames = getattr(opened, "n_frames", 1)
+            if frames > 1:
+                pil.info[FRAMES] = frames
         except Image.DecompressionBombError:
             raise ValueError(f"{what}: {str(path)!r} declares an image too large to open safely.") from None
         except (UnidentifiedImageError, OSError, SyntaxError) as error:

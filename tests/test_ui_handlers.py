@@ -274,6 +274,24 @@ def test_pose_upload_checks_and_previews(handlers, tmp_path) -> None:
     assert pose.size == (512, 768) and preview.size == (512, 768)
 
 
+def test_an_animated_pose_is_read_with_a_notice(handlers, tmp_path, capsys) -> None:
+    frames = [densepose_image(), noise_image(1, (48, 64)), noise_image(2, (48, 64))]
+    frames[0].save(tmp_path / "pose.gif", save_all=True, append_images=frames[1:])
+    _, preview = handlers.pose_uploaded({"path": str(tmp_path / "pose.gif"), "orig_name": "pose.gif"})
+    assert preview.size == (48, 64)
+    assert "The pose has 3 frames (an animation or a multi-page file): the first is used." in capsys.readouterr().out
+
+
+def test_a_prompt_cut_by_the_text_encoder_is_reported(handlers) -> None:
+    with pytest.warns(UserWarning, match=r"The prompt is longer than the model reads \(77 tokens\): its end is ignored."):
+        run_generation(handlers, *generate_args(face_slots(), densepose_image(), prompt="a person " * 80))
+
+
+def test_a_pose_of_other_proportions_is_stretched_with_a_warning(handlers) -> None:
+    with pytest.warns(UserWarning, match="The pose is 96x32 and the image 48x64: the pose is stretched to fit"):
+        run_generation(handlers, *generate_args(face_slots(), densepose_image((96, 32))))
+
+
 def test_every_example_fills_every_slot(handlers) -> None:
     assert [example.name for example in handlers.examples] == ["dress", "no_shoes", "top_and_trousers"]
     for index, example in enumerate(handlers.examples):

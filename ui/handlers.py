@@ -18,7 +18,7 @@ from parts2whole.body import from_photo, render_pose
 from parts2whole.body.presets import control_values, from_controls
 from parts2whole.densepose import densepose_preview, densepose_problems
 from parts2whole.labels import LABEL_FOLDERS, PART_LABELS
-from parts2whole.preprocess import load_image, to_rgba
+from parts2whole.preprocess import FRAMES, load_image, to_rgba
 from parts2whole.weights import fetch_command
 
 from . import settings
@@ -75,6 +75,11 @@ def read_upload(upload: dict | Image.Image | np.ndarray, what: str) -> Image.Ima
         raise ValueError(str(error).replace(upload["path"], name) if name else str(error)) from None
 
 
+def say_if_frames_were_dropped(image: Image.Image, what: str) -> None:
+    if image.info.get(FRAMES, 1) > 1:
+        gr.Info(f"{what} has {image.info[FRAMES]} frames (an animation or a multi-page file): the first is used.")
+
+
 def whole_number(value: object, what: str, low: int, high: int) -> int:
     """`value` as an int in [low, high], else a gr.Error that says so (the API can send anything)."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value != int(value):
@@ -126,10 +131,12 @@ class Handlers:
         if upload is None:
             return editor_value(None), PART_MASK
         try:
-            reference = to_rgba(read_upload(upload, f"The {label} image"))
+            loaded = read_upload(upload, f"The {label} image")
         except ValueError as error:
             gr.Warning(f"{error} The slot keeps its previous image.")
             return gr.skip(), gr.skip()
+        say_if_frames_were_dropped(loaded, f"The {label} image")
+        reference = to_rgba(loaded)
         if max(reference.size) > settings.MAX_REFERENCE_SIDE:
             original = reference.size
             reference = ImageOps.contain(reference, (settings.MAX_REFERENCE_SIDE, settings.MAX_REFERENCE_SIDE))
@@ -190,6 +197,7 @@ class Handlers:
         except ValueError as error:
             gr.Warning(str(error))
             return None, None
+        say_if_frames_were_dropped(pose, "The pose")
         problems = densepose_problems(pose)
         if problems:
             gr.Warning("This does not look like a DensePose map: " + "; ".join(problems) + ".")
@@ -313,6 +321,8 @@ class Handlers:
     @gpu_task(duration=180)
     def _generate_images(self, job: dict, run: Path, on_step) -> list[Path]:
         try:
+            for sentence in self.models.texts_cut(job):
+                gr.Warning(sentence)
             return self.models.generate(job, run, on_step)
         except UserFacingError as error:
             raise gr.Error(str(error)) from None
@@ -355,6 +365,12 @@ class Handlers:
             "num_images": whole_number(num_images, "The number of images", 1, settings.MAX_IMAGES),
             "scheduler": settings.SCHEDULER_CHOICES[scheduler],
         }  # fmt: skip
+        stretch = pose.width * job["height"] / (pose.height * job["width"])
+        if not 0.95 <= stretch <= 1.05:
+            gr.Warning(
+                f"The pose is {pose.width}x{pose.height} and the image {job['width']}x{job['height']}: the pose is "
+                "stretched to fit. Set the size to the pose's proportions, or use a pose made at this size."
+            )
         return job
 
     @staticmethod

@@ -139,6 +139,17 @@ class Models:
             raise UserFacingError(str(error)) from None
         return write_results(images, settings, out, "result")
 
+    def texts_cut(self, settings: dict) -> list[str]:
+        """A sentence for each of the prompt and the negative prompt that is longer than the text
+        encoder reads (the pipeline cuts it, as diffusers pipelines do)."""
+        tokenizer = self.pipeline().tokenizer
+        limit = tokenizer.model_max_length
+        return [
+            f"The {name.replace('_', ' ')} is longer than the model reads ({limit} tokens): its end is ignored."
+            for name in ("prompt", "negative_prompt")
+            if len(tokenizer(settings[name]).input_ids) > limit
+        ]
+
     def upscale(self, image: Image.Image) -> Image.Image:
         if max(image.size) > settings.MAX_UPSCALE_SIDE:
             raise UserFacingError(
