@@ -46,16 +46,20 @@ def missing_checkpoint_parts(folder: Path, needed: tuple[str, ...] = COMPONENT_N
     return parts
 
 
-def resolve_checkpoint(path_or_repo: str | os.PathLike, needed: tuple[str, ...] = COMPONENT_NAMES) -> Path:
+HUB_OPTIONS = ("revision", "cache_dir", "local_files_only", "token", "force_download", "proxies")
+"""The Hugging Face hub options `from_pretrained` passes on to the download, as diffusers pipelines do."""
+
+
+def resolve_checkpoint(path_or_repo: str | os.PathLike, needed: tuple[str, ...] = COMPONENT_NAMES, **hub_options) -> Path:
     """The local checkpoint folder.
 
     A `Path` is always a local folder; a string that names no local folder is taken for a Hugging
-    Face repo id and downloaded to the cache (as diffusers' `from_pretrained` does).
+    Face repo id and downloaded to the cache with `hub_options` (as diffusers' `from_pretrained` does).
     """
     folder = Path(path_or_repo)
     if isinstance(path_or_repo, str) and not folder.exists() and path_or_repo.count("/") == 1:
         try:
-            folder = Path(snapshot_download(repo_id=path_or_repo))
+            folder = Path(snapshot_download(repo_id=path_or_repo, **hub_options))
         except Exception as error:  # offline, unknown repo, ...: the local route is the way on
             raise WeightsNotFoundError(
                 f"No folder {path_or_repo!r} here, and it could not be fetched from the Hugging Face hub "
@@ -72,7 +76,7 @@ def resolve_checkpoint(path_or_repo: str | os.PathLike, needed: tuple[str, ...] 
     return folder
 
 
-def load_reference_unet(folder: Path, torch_dtype: torch.dtype | None = None) -> UNet2DConditionModel:
+def load_reference_unet(folder: Path, torch_dtype: torch.dtype | None = None, variant: str | None = None) -> UNet2DConditionModel:
     """Load the appearance encoder from a file with or without its unused weights (docs/method.md §3).
 
     Weights that the file lacks must be among those the appearance encoder never runs; they are set
@@ -82,7 +86,7 @@ def load_reference_unet(folder: Path, torch_dtype: torch.dtype | None = None) ->
     diffusers_logging.set_verbosity_error()  # the expected missing keys would read as a failure
     try:
         model, info = UNet2DConditionModel.from_pretrained(
-            folder, torch_dtype=torch_dtype, low_cpu_mem_usage=False, output_loading_info=True
+            folder, torch_dtype=torch_dtype, low_cpu_mem_usage=False, output_loading_info=True, variant=variant
         )
     finally:
         diffusers_logging.set_verbosity(verbosity)
@@ -96,19 +100,29 @@ def load_reference_unet(folder: Path, torch_dtype: torch.dtype | None = None) ->
     return model
 
 
-def load_components(folder: Path, torch_dtype: torch.dtype | None, skip: set[str]) -> dict:
+def variant_in(folder: Path, variant: str | None) -> str | None:
+    """`variant` (e.g. "fp16": weights files named `*.fp16.safetensors`) where `folder` has such
+    files, else None: that component's plain weights are loaded, as diffusers falls back."""
+    return variant if variant and any(folder.glob(f"*.{variant}.*")) else None
+
+
+def load_components(folder: Path, torch_dtype: torch.dtype | None, skip: set[str], variant: str | None = None) -> dict:
     """Every pipeline component found in the released layout under `folder`, except those in `skip`."""
+
+    def weights(name: str) -> dict:
+        return {"variant": variant_in(folder / name, variant)}
+
     loaders = {
-        "vae": lambda: AutoencoderKL.from_pretrained(folder / "vae", torch_dtype=torch_dtype),
-        "text_encoder": lambda: CLIPTextModel.from_pretrained(folder / "text_encoder", dtype=torch_dtype),
+        "vae": lambda: AutoencoderKL.from_pretrained(folder / "vae", torch_dtype=torch_dtype, **weights("vae")),
+        "text_encoder": lambda: CLIPTextModel.from_pretrained(folder / "text_encoder", dtype=torch_dtype, **weights("text_encoder")),
         "tokenizer": lambda: CLIPTokenizer.from_pretrained(folder / "tokenizer"),
         "image_encoder": lambda: CLIPVisionModelWithProjection.from_pretrained(
-            folder / "image_encoder", dtype=torch_dtype
+            folder / "image_encoder", dtype=torch_dtype, **weights("image_encoder")
         ),
         "feature_extractor": lambda: CLIPImageProcessor.from_pretrained(folder / "feature_extractor"),
-        "unet": lambda: UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=torch_dtype),
-        "reference_unet": lambda: load_reference_unet(folder / "reference_unet", torch_dtype),
-        "pose_guider": lambda: PoseGuider.from_pretrained(folder / "pose_guider", torch_dtype=torch_dtype),
+        "unet": lambda: UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=torch_dtype, **weights("unet")),
+        "reference_unet": lambda: load_reference_unet(folder / "reference_unet", torch_dtype, **weights("reference_unet")),
+        "pose_guider": lambda: PoseGuider.from_pretrained(folder / "pose_guider", torch_dtype=torch_dtype, **weights("pose_guider")),
         "scheduler": lambda: DDIMScheduler.from_pretrained(folder / "scheduler"),
     }
     return {name: load() for name, load in loaders.items() if name not in skip}

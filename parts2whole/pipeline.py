@@ -24,6 +24,7 @@ from .labels import MAX_PARTS, order_labels
 from .loading import (
     COMPONENT_NAMES,
     DECOUPLED_ATTN_FILE,
+    HUB_OPTIONS,
     decoupled_attention_state,
     load_components,
     load_decoupled_attention,
@@ -121,18 +122,29 @@ class Parts2WholePipeline(DiffusionPipeline):
 
     @classmethod
     def from_pretrained(
-        cls, pretrained_model_name_or_path: str | os.PathLike, torch_dtype: torch.dtype | None = None, **components
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        torch_dtype: torch.dtype | None = None,
+        variant: str | None = None,
+        **kwargs,
     ) -> "Parts2WholePipeline":
         """Load the released layout (docs/method.md §3) from a folder or a Hugging Face repo id.
 
         Any component can be passed in instead, e.g. `vae=AutoencoderKL.from_pretrained(...)`.
+        The hub options of diffusers pipelines (`revision`, `cache_dir`, `local_files_only`,
+        `token`, `force_download`, `proxies`) go to the download; `variant` picks weights files
+        such as `*.fp16.safetensors` where a component has them.
         """
-        unknown = sorted(set(components) - set(COMPONENT_NAMES))
+        hub_options = {name: kwargs.pop(name) for name in HUB_OPTIONS if name in kwargs}
+        unknown = sorted(set(kwargs) - set(COMPONENT_NAMES))
         if unknown:
-            raise TypeError(f"Unknown component(s) {unknown}; the components are {list(COMPONENT_NAMES)}.")
-        needed = tuple(name for name in COMPONENT_NAMES if name not in components)
-        folder = resolve_checkpoint(pretrained_model_name_or_path, needed)
-        pipe = cls(**load_components(folder, torch_dtype, skip=set(components)), **components)
+            raise TypeError(
+                f"Unknown argument(s) {unknown}; from_pretrained takes the components {list(COMPONENT_NAMES)}, "
+                f"torch_dtype, variant and the hub options {list(HUB_OPTIONS)}."
+            )
+        needed = tuple(name for name in COMPONENT_NAMES if name not in kwargs)
+        folder = resolve_checkpoint(pretrained_model_name_or_path, needed, **hub_options)
+        pipe = cls(**load_components(folder, torch_dtype, skip=set(kwargs), variant=variant), **kwargs)
         load_decoupled_attention(pipe.unet, folder / DECOUPLED_ATTN_FILE)
         return pipe
 

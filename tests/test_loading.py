@@ -1,6 +1,7 @@
 """Loading the released layout (docs/method.md §3) and saving a layout that loads back."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -103,8 +104,25 @@ def test_torch_dtype_applies_to_every_model(released_checkpoint) -> None:
 
 
 def test_unknown_component_is_refused(released_checkpoint) -> None:
-    with pytest.raises(TypeError, match="Unknown component"):
+    with pytest.raises(TypeError, match=r"Unknown argument\(s\) \['controlnet'\]; from_pretrained takes the components"):
         Parts2WholePipeline.from_pretrained(released_checkpoint[0], controlnet=None)
+
+
+def test_hub_options_and_variants_are_taken(released_checkpoint, tmp_path) -> None:
+    """diffusers' loading options work: hub options on a local folder, and a variant's files where a
+    component has them (the UNet's fp16 file here), the plain files elsewhere."""
+    folder = tmp_path / "checkpoint"
+    shutil.copytree(released_checkpoint[0], folder)
+    plain = Parts2WholePipeline.from_pretrained(folder)
+    weights = folder / "unet" / "diffusion_pytorch_model.safetensors"
+    state = safetensors.torch.load_file(weights)
+    shifted = {key: tensor + 1.0 for key, tensor in state.items()}
+    safetensors.torch.save_file(shifted, weights.with_name("diffusion_pytorch_model.fp16.safetensors"))
+    options = dict(revision="main", cache_dir=str(tmp_path / "cache"), local_files_only=True, token=None, force_download=False)
+    pipe = Parts2WholePipeline.from_pretrained(folder, variant="fp16", **options)
+    key = "conv_in.weight"
+    torch.testing.assert_close(pipe.unet.state_dict()[key], plain.unet.state_dict()[key] + 1.0)
+    torch.testing.assert_close(pipe.vae.state_dict()["encoder.conv_in.weight"], plain.vae.state_dict()["encoder.conv_in.weight"])
 
 
 def test_missing_weights_folder_says_how_to_fetch(tmp_path) -> None:
