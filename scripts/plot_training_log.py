@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 STAGES = (("vae_log.csv", "VAE (reconstruction MSE)", "reconstruction"), ("vae_decoder_log.csv", "VAE decoder", "reconstruction"),
-          ("log.csv", "main stage (noise MSE)", "loss"))  # fmt: skip
+          ("log.csv", "main stage (denoising MSE: noise, or velocity)", "loss"))  # fmt: skip
 
 
 def read(path: Path, column: str) -> tuple[list[int], list[float]]:
