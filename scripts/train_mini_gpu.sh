@@ -22,4 +22,4 @@ mkdir -p "$OUT"
 python3 -m parts2whole.synthetic --out "$DATA" --people "${PEOPLE:-6000}" --seed 1 --size 96x128 --workers "$(nproc)" 2>&1 | tail -1 | tee "$OUT/data.log"
 python3 train.py --config configs/mini.yaml data="$DATA" output_dir="$RUN" num_workers=8 "$@" 2>&1 | tr '\r' '\n' | grep -v '^training\|^vae' | tee "$OUT/train.log"
 python3 -m parts2whole.evaluate --weights "$RUN/final" --data "$DATA" --limit 100 --out "$OUT/eval" 2>&1 | tail -30 | tee "$OUT/eval.log"
-tar czf "$OUT/mini.tgz" -C "$RUN" final log.csv vae_log.csv vae_decoder_log.csv config.json
+tar czf "$OUT/mini.tgz" -C "$RUN" final config.json $(cd "$RUN" && ls ./*log.csv)

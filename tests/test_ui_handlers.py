@@ -43,7 +43,7 @@ def select(index: int) -> gr.SelectData:
 
 def run_generation(handlers: Handlers, *values, session: str = "visitor"):
     """Handlers.generate as Gradio runs it: awaited, with the visitor's request."""
-    return asyncio.run(handlers.generate(*values, request=gr.Request(session_hash=session)))
+    return asyncio.run(handlers.generate(gr.Request(session_hash=session), gr.Progress(), *values))
 
 
 def generate_args(slots: dict, pose, prompt="a person", seed=3, randomize=False, **overrides) -> list:
@@ -139,7 +139,8 @@ def test_a_cancelled_event_stops_its_generation_before_the_cancel_completes(hand
 
     async def cancel_after_the_first_step() -> tuple[int, int]:
         request = gr.Request(session_hash="visitor")
-        task = asyncio.ensure_future(handlers.generate(*generate_args(face_slots(), densepose_image(), steps=40), request=request))
+        values = generate_args(face_slots(), densepose_image(), steps=40)
+        task = asyncio.ensure_future(handlers.generate(request, gr.Progress(), *values))
         while not steps:
             await asyncio.sleep(0.01)
         task.cancel()

@@ -277,12 +277,13 @@ class Handlers:
 
     async def generate(
         self,
-        *values,
         request: gr.Request,
         progress: gr.Progress = gr.Progress(),
+        *values,
     ) -> tuple[list[tuple[str, str]], int, list[str], str, str]:
         """values: (editor, mode) for each PART_LABELS slot, then pose, prompt, negative prompt, seed,
-        randomize, steps, guidance, height, width, number of images, scheduler.
+        randomize, steps, guidance, height, width, number of images, scheduler. Gradio passes
+        `request` and `progress` itself (it fills only parameters placed before `*values`).
 
         The denoising runs in a thread of its own that stops within one step when the event is
         cancelled (Stop, a client's cancel) or the tab is closed (ui/stopping.py). A run that does
