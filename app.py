@@ -33,6 +33,9 @@ def main() -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if args.low_vram and settings.GENERATION_CONCURRENCY > 1:  # offload moves the models all calls share
+        print("--low-vram: generations run one at a time (P2W_GENERATION_CONCURRENCY is ignored).", file=sys.stderr)
+        settings.GENERATION_CONCURRENCY = 1
     models = Models(args.weights, device, parse_dtype(args.dtype, device), args.low_vram)
     if os.environ.get("SPACE_ID"):  # on a Hugging Face Space: fetch what is missing, load before the first visitor
         for name in SOURCES:
