@@ -158,7 +158,7 @@ def test_a_cancelled_event_stops_its_generation_before_the_cancel_completes(hand
 def test_a_closed_tab_stops_only_its_own_generations(handlers) -> None:
     flags = handlers.stop_flags
     with flags.running("closed") as closed, flags.running("other") as other:
-        handlers.session_closed(gr.Request(session_hash="closed"))
+        handlers.stop(gr.Request(session_hash="closed"))
         assert closed.is_set() and not other.is_set()
 
 

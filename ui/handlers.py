@@ -80,9 +80,13 @@ def say_if_frames_were_dropped(image: Image.Image, what: str) -> None:
         gr.Info(f"{what} has {image.info[FRAMES]} frames (an animation or a multi-page file): the first is used.")
 
 
+def is_finite_number(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
 def whole_number(value: object, what: str, low: int, high: int) -> int:
     """`value` as an int in [low, high], else a gr.Error that says so (the API can send anything)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value != int(value):
+    if not is_finite_number(value) or value != int(value):
         raise gr.Error(f"{what} must be a whole number from {low} to {high}; got {value!r}.")
     if not low <= value <= high:
         raise gr.Error(f"{what} must be from {low} to {high}; got {value:g}.")
@@ -90,7 +94,7 @@ def whole_number(value: object, what: str, low: int, high: int) -> int:
 
 
 def finite_number(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not is_finite_number(value):
         raise gr.Error(f"{what} must be a number; got {value!r}.")
     return float(value)
 
@@ -300,11 +304,10 @@ class Handlers:
                     progress((done, total), desc="Denoising")
 
                 images = await run_stoppable(partial(self._generate_images, job, run, on_step), flag)
-        except GenerationStopped:
+        except BaseException as error:
             shutil.rmtree(run, ignore_errors=True)
-            raise gr.Error("The generation was stopped.") from None
-        except BaseException:
-            shutil.rmtree(run, ignore_errors=True)
+            if isinstance(error, GenerationStopped):
+                raise gr.Error("The generation was stopped.") from None
             raise
         settings_texts = [image.with_suffix(".json").read_text() for image in images]
         archive = shutil.make_archive(str(run), "zip", run)
@@ -312,11 +315,8 @@ class Handlers:
         return gallery, job["seed"], settings_texts, settings_texts[0], archive
 
     def stop(self, request: gr.Request) -> None:
-        """The Stop button: every generation of this visitor's session ends at its current step."""
-        self.stop_flags.stop_session(request.session_hash)
-
-    def session_closed(self, request: gr.Request) -> None:
-        """A closed tab: its generations stop, so the next visitor does not wait for them."""
+        """The Stop button, and a closed tab (so the next visitor does not wait): every generation
+        of this visitor's session ends at its current step."""
         self.stop_flags.stop_session(request.session_hash)
 
     @gpu_task(duration=180)

@@ -234,6 +234,6 @@ def build_demo(handlers: Handlers) -> gr.Blocks:
         )
         # Not queued behind the generation it stops (its own concurrency id, no limit).
         stop.click(handlers.stop, None, None, cancels=[generation], concurrency_limit=None, concurrency_id="stop", api_name="stop")
-        demo.unload(handlers.session_closed)
+        demo.unload(handlers.stop)
         results.select(handlers.result_picked, settings_texts, result_settings, api_visibility="private")
     return demo

@@ -48,13 +48,12 @@ class StopFlags:
                 if not self._flags[session]:
                     del self._flags[session]
 
-    def stop_session(self, session: str) -> int:
-        """Stop every generation of `session`; returns how many were running."""
+    def stop_session(self, session: str) -> None:
+        """Stop every generation of `session`."""
         with self._lock:
             flags = list(self._flags.get(session, ()))
         for flag in flags:
             flag.set()
-        return len(flags)
 
 
 async def run_stoppable(work: Callable[[], Result], flag: threading.Event) -> Result:
