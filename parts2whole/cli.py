@@ -1,7 +1,7 @@
 """`python -m parts2whole INPUT.json|INPUT.jsonl --out DIR`: generate from the authors' input format.
 
-An input is the authors' `input_dict` (`appearance`, `mask`, `structure`: image paths relative to
-the input file) plus optional settings (see `parts2whole.jobs.SETTINGS`). A `.jsonl` file holds one
+An input is a generation request in its JSON form (parts2whole.request): the authors' `input_dict`
+(`appearance`, `mask`, `structure`: image paths relative to the input file) plus optional settings. A `.jsonl` file holds one
 input a line and loads the model once. Each image is written with, beside it, the settings that
 made it, in the same format, so `python -m parts2whole OUT/NAME.json` makes it again.
 
@@ -17,23 +17,26 @@ import torch
 from accelerate import PartialState
 from accelerate.utils import gather_object, parse_flag_from_env
 
-from .jobs import generate, read_inputs, schedulers_for, write_results
-from .runtime import OUT_OF_MEMORY_HINT, default_device, load_pipeline, mini_notice, model_defaults, model_folder, parse_dtype
-from .weights import DEFAULT_WEIGHTS_DIR
+from .jobs import generate, read_requests, schedulers_for, write_results
+from .runtime import (
+    OUT_OF_MEMORY_HINT,
+    add_model_arguments,
+    default_device,
+    load_pipeline,
+    mini_notice,
+    model_defaults,
+    model_folder,
+    parse_dtype,
+)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m parts2whole", description=__doc__.splitlines()[0])
     parser.add_argument("input", type=Path, help="an input .json, or a .jsonl with one input a line")
     parser.add_argument("--out", type=Path, required=True, help="folder for the images and their settings")
-    parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS_DIR), help="weights folder (default: %(default)s)")
-    parser.add_argument(
-        "--device",
-        default=None,
-        help="cuda, cuda:1, cpu, ... (default: cuda if available; under accelerate launch, the process's own device)",
+    add_model_arguments(
+        parser, device_help="cuda, cuda:1, cpu, ... (default: cuda if available; under accelerate launch, the process's own device)"
     )
-    parser.add_argument("--dtype", default=None, choices=["float16", "bfloat16", "float32"], help="default: float16 on GPU")
-    parser.add_argument("--low-vram", action="store_true", help="keep each model on the CPU until it runs")
     return parser.parse_args(argv)
 
 
@@ -55,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     state, device = process_and_device(args.device)
     try:
         folder = model_folder(args.weights)
-        inputs = read_inputs(args.input, model_defaults(folder))
+        inputs = read_requests(args.input, model_defaults(folder))
         pipe = load_pipeline(args.weights, device, parse_dtype(args.dtype, device), args.low_vram)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -69,17 +72,17 @@ def main(argv: list[str] | None = None) -> int:
     # Every process reads all lines and makes every num_processes-th one; a result is named after
     # its line's number, so the files are the same whichever process makes them.
     for number in range(state.process_index + 1, len(inputs) + 1, state.num_processes):
-        settings = inputs[number - 1]
+        request = inputs[number - 1]
         stem = args.input.stem if len(inputs) == 1 else f"{args.input.stem}_{number:04d}"
         try:
-            images = generate(pipe, settings, schedulers)
+            images = generate(pipe, request, schedulers)
         except (ValueError, torch.cuda.OutOfMemoryError) as error:
             message = OUT_OF_MEMORY_HINT if isinstance(error, torch.cuda.OutOfMemoryError) else error
             print(f"error in input {number}: {message}", file=sys.stderr)
             torch.cuda.empty_cache()
             failures += 1
             continue
-        for path in write_results(images, settings, args.out, stem):
+        for path in write_results(images, request, args.out, stem):
             print(path, flush=True)
     failures = sum(gather_object([failures]))  # also waits for every process to finish its lines
     if len(inputs) > 1 and state.is_main_process:

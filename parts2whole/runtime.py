@@ -3,6 +3,7 @@
 Shared by the command line and the demo, so that both load the model the same way.
 """
 
+import argparse
 import json
 import logging
 import os
@@ -42,6 +43,14 @@ SD_VAE_CHANNELS = [128, 256, 512, 512]
 """The block widths of Stable Diffusion's VAE, the only VAE the fine-tuned one can replace."""
 
 OUT_OF_MEMORY_HINT = "Out of GPU memory: try --low-vram, a smaller height and width, or fewer images."
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, device_help: str = "cuda, cuda:1, cpu (default: cuda if available)") -> None:
+    """The options that choose and place the model, the same for the demo and the command line."""
+    parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS_DIR), help="weights folder (default: %(default)s)")
+    parser.add_argument("--device", default=None, help=device_help)
+    parser.add_argument("--dtype", default=None, choices=["float16", "bfloat16", "float32"], help="default: float16 on GPU")
+    parser.add_argument("--low-vram", action="store_true", help="keep each model on the CPU until it runs")
 
 
 def default_device() -> str:

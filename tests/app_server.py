@@ -44,11 +44,20 @@ def start_app(weights: Path, outputs: Path, log: Path, **env_vars: str) -> tuple
 
 @pytest.fixture(scope="module")
 def running_app(tmp_path_factory):
-    """(url, outputs folder, seconds to answer) of a demo serving tiny weights."""
+    """(url, outputs folder, seconds to answer) of a demo serving tiny weights, 4 generations at once."""
     root = tmp_path_factory.mktemp("app")
     weights = write_demo_weights(root / "pretrained_weights")
-    process, url, seconds = start_app(weights, root / "outputs", root / "app.log")
+    process, url, seconds = start_app(weights, root / "outputs", root / "app.log", P2W_GENERATION_CONCURRENCY="4")
     print(f"\npython app.py answered after {seconds:.1f} s")
     yield url, root / "outputs", seconds
+    stop_app(process)
+
+
+def stop_app(process: subprocess.Popen) -> None:
+    """Stop the demo as a service manager does (SIGTERM: it shuts down and removes its outputs)."""
     process.terminate()
-    process.wait(timeout=30)
+    try:
+        process.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise

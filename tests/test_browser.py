@@ -1,4 +1,5 @@
-"""The demo in Debian's chromium, driven by Playwright: open, click an example, generate, screenshot.
+"""The demo in Debian's chromium, driven by Playwright: click an example and generate at a desktop
+and a phone size, edit a mask, make a pose. Each step waits for the page's state, never retries.
 
 Skipped outside CI when chromium is missing; in CI (.ci/run installs it) a missing browser fails.
 
@@ -15,24 +16,20 @@ from pathlib import Path
 import pytest
 from app_server import running_app  # noqa: F401  (fixture)
 from playwright.sync_api import Page, sync_playwright
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="Debian's chromium is not installed")
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+DESKTOP, PHONE = (1280, 800), (390, 844)
 
 
-def set_slider(page, elem_id: str, value: int) -> None:
-    """Type into a slider's number box until the page keeps the value."""
+def set_slider(page: Page, elem_id: str, value: int) -> None:
+    """Type into a slider's number box and wait until the page shows the value."""
     field = page.locator(f"#{elem_id} input[type=number]")
     field.wait_for(state="visible")
-    for _ in range(5):
-        field.fill(str(value))
-        field.press("Tab")
-        page.wait_for_timeout(300)
-        if field.input_value() == str(value):
-            return
-    pytest.fail(f"the {elem_id} slider did not take {value}")
+    field.fill(str(value))
+    field.press("Tab")
+    page.wait_for_function(f"document.querySelector('#{elem_id} input[type=number]').value === '{value}'", timeout=10_000)
 
 
 def screenshot_folder(tmp_path: Path) -> Path:
@@ -42,48 +39,74 @@ def screenshot_folder(tmp_path: Path) -> Path:
 
 
 @contextmanager
-def open_page(url: str) -> Iterator[Page]:
-    """The demo's page in chromium, once it shows the Generate button."""
+def open_page(url: str, size: tuple[int, int] = DESKTOP) -> Iterator[Page]:
+    """The demo's page in chromium once its events are wired (the page's load event has answered)."""
     with sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = browser.new_page(viewport={"width": size[0], "height": size[1]})
         page.goto(url)
-        page.wait_for_selector("#generate", timeout=60_000)
+        page.wait_for_selector("#page-ready .ready", state="attached", timeout=60_000)
         yield page
         browser.close()
 
 
-def test_click_an_example_generate_and_screenshot(running_app, tmp_path) -> None:  # noqa: F811
-    shots = screenshot_folder(tmp_path)
-    with open_page(running_app[0]) as page:
-        page.screenshot(path=shots / "1-empty.png", full_page=True)
+def in_view(page: Page, selector: str) -> bool:
+    box = page.locator(selector).bounding_box()
+    viewport = page.viewport_size
+    if box is None:
+        return False
+    return box["y"] >= 0 and box["y"] + box["height"] <= viewport["height"] and box["x"] + box["width"] <= viewport["width"]
 
-        filled = "document.querySelector('#prompt textarea').value.startsWith('a person with')"
-        for attempt in range(3):  # a click before the page has wired its events is lost: click again
-            page.locator("#examples button.thumbnail-item").nth(2).click()  # "top_and_trousers"
-            try:
-                page.wait_for_function(filled, timeout=20_000)
-                break
-            except PlaywrightTimeout:
-                page.screenshot(path=shots / f"2-example-attempt-{attempt}.png", full_page=True)
-        else:
-            pytest.fail("clicking the example never filled the prompt")
-        page.wait_for_selector("#mask-face canvas", timeout=30_000)
-        page.screenshot(path=shots / "2-example.png", full_page=True)
+
+def click_example(page: Page, index: int = 2) -> None:
+    """Click an example ("top_and_trousers": face, hair, top, trousers, shoes) and wait until every
+    slot, the pose and the prompt show it."""
+    page.locator("#examples button.thumbnail-item").nth(index).click()
+    page.wait_for_function("document.querySelector('#prompt textarea').value.startsWith('a person with')", timeout=30_000)
+    for slot in ("hair-or-headwear", "face", "upper-body-clothes", "lower-body-clothes", "shoes"):
+        page.wait_for_selector(f"#upload-{slot} img", timeout=30_000)
+    page.wait_for_selector("#pose img", timeout=30_000)
+
+
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["1280x800", "390x844"])
+def test_click_an_example_and_generate(running_app, tmp_path, size) -> None:  # noqa: F811
+    shots = screenshot_folder(tmp_path)
+    name = f"{size[0]}x{size[1]}"
+    with open_page(running_app[0], size) as page:
+        click_example(page)
+        assert page.locator("#upload-whole-body-clothes img").count() == 0  # this example has no dress
+        assert not page.locator("#whole-face input").is_checked()  # the face comes with its part mask
+        assert in_view(page, "#generate"), f"Generate is not in view at {name} after an example is clicked"
+        page.screenshot(path=shots / f"demo-{name}-example.png")
 
         page.locator("#settings").click()
         set_slider(page, "steps", 2)
-        set_slider(page, "height", 256)
-        set_slider(page, "width", 256)
+        set_slider(page, "height", 64)
+        set_slider(page, "width", 48)
         page.locator("#generate").click()
-        try:
-            page.wait_for_selector("#results img", timeout=120_000)
-            page.wait_for_function(
-                "document.querySelector('#result-settings').innerText.includes('\"steps\": 2')", timeout=60_000
-            )
-        finally:
-            page.screenshot(path=shots / "3-result.png", full_page=True)
-    assert all((shots / name).stat().st_size > 10_000 for name in ("1-empty.png", "2-example.png", "3-result.png"))
+        page.wait_for_selector("#results img", timeout=120_000)
+        page.locator("#run-files").click()
+        page.wait_for_function("document.querySelector('#result-settings').innerText.includes('\"steps\": 2')", timeout=30_000)
+        settings_text = page.locator("#result-settings").inner_text()
+        assert '"height": 64' in settings_text and '"upper body clothes"' in settings_text
+        page.locator("#generate").scroll_into_view_if_needed()
+        page.screenshot(path=shots / f"demo-{name}-result.png")
+
+
+def test_edit_a_mask_in_place(running_app, tmp_path) -> None:  # noqa: F811
+    """Edit mask opens the editor on the slot's reference and mask; Save puts the mask back."""
+    shots = screenshot_folder(tmp_path)
+    with open_page(running_app[0]) as page:
+        click_example(page)
+        before = page.locator("#upload-face img").get_attribute("src")
+        page.locator("#edit-face").click()
+        page.wait_for_selector("#mask-panel", state="visible", timeout=30_000)
+        page.wait_for_selector("#mask-editor canvas", state="visible", timeout=30_000)
+        page.screenshot(path=shots / "demo-mask-editor.png")
+        page.locator("#save-mask").click()
+        page.wait_for_selector("#mask-panel", state="hidden", timeout=30_000)
+        assert not page.locator("#whole-face input").is_checked()  # the mask came back, not emptied
+        assert page.locator("#upload-face img").get_attribute("src") != before  # the slot shows the saved mask
 
 
 def test_pose_maker_draws_the_chosen_pose(running_app, tmp_path) -> None:  # noqa: F811
@@ -94,16 +117,9 @@ def test_pose_maker_draws_the_chosen_pose(running_app, tmp_path) -> None:  # noq
         preset = page.locator("#pose-preset input")
         preset.wait_for(state="visible")
         pose_source = "document.querySelector('#pose img') ? document.querySelector('#pose img').src : ''"
-        for _ in range(3):  # a choice made before the page has wired its events is lost
-            preset.click()
-            page.get_by_role("option", name="waving").click()
-            try:
-                page.wait_for_function(f"({pose_source}).length > 0", timeout=20_000)
-                break
-            except PlaywrightTimeout:
-                continue
-        else:
-            pytest.fail("choosing a preset never drew a pose")
+        preset.click()
+        page.get_by_role("option", name="waving").click()
+        page.wait_for_function(f"({pose_source}).length > 0", timeout=20_000)
         first = page.evaluate(pose_source)
         set_slider(page, "pose-yaw", 120)
         page.wait_for_function(f"({pose_source}) !== {first!r}", timeout=20_000)

@@ -154,9 +154,9 @@ def test_accelerate_launch_shares_the_lines_and_writes_what_one_process_writes(r
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("{not json", "not valid JSON"),
-        ('{"appearance": {"face": "f.png"}, "colour": 1}', r"unknown key\(s\) \['colour'\]"),
-        ('{"appearance": {"face": "f.png"}, "scheduler": "heun"}', "unknown scheduler 'heun'"),
+        ("{not json", "Not valid JSON"),
+        ('{"appearance": {"face": "f.png"}, "colour": 1}', r"Unknown key\(s\) \['colour'\]"),
+        ('{"appearance": {"face": "f.png"}, "structure": {"densepose": "p.png"}, "scheduler": "heun"}', "Unknown scheduler 'heun'"),
         ('{"appearance": ["f.png"]}', "'appearance' must map names to image paths"),
         ('{"appearance": {}, "structure": {"densepose": "p.png"}}', "No parts given"),
         ('{"appearance": {"hat": "h.png"}}', "Unknown part label"),

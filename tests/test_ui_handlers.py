@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import re
 import shutil
 import zipfile
 
@@ -16,14 +17,25 @@ from parts2whole.body.presets import CONTROLS, PRESETS, control_values
 from parts2whole.cli import main as cli_main
 from parts2whole.densepose import densepose_problems
 from parts2whole.labels import PART_LABELS
+from parts2whole.request import GenerationRequest
 from parts2whole.testing.inputs import densepose_image, noise_image, rectangle_mask
 from parts2whole.testing.tiny_models import write_demo_weights
 from ui import settings
 from ui.examples import load_examples, load_poses
-from ui.handlers import PART_MASK, WHOLE_IMAGE, Handlers, editor_value, mask_from_layers
+from ui.handlers import (
+    EXAMPLE_OUTPUTS,
+    GENERATE_INPUTS,
+    SLOT_NAMES,
+    WHOLE_NAMES,
+    Handlers,
+    Part,
+    editor_value,
+    mask_from_layers,
+    mask_overlay,
+)
 from ui.models import Models
 
-SMALL = dict(steps=2, guidance=7.5, height=64, width=48, num_images=1, scheduler="DDIM")
+SMALL = dict(steps=2, guidance_scale=7.5, height=64, width=48, num_images=1, scheduler="DDIM")
 
 
 @pytest.fixture(scope="session")
@@ -47,20 +59,22 @@ def run_generation(handlers: Handlers, *values, session: str = "visitor"):
 
 
 def generate_args(slots: dict, pose, prompt="a person", seed=3, randomize=False, **overrides) -> list:
-    """Positional values of Handlers.generate: (editor, mode) per slot, then the panel's values."""
-    values = []
-    for label in PART_LABELS:
-        values += list(slots.get(label, (editor_value(None), PART_MASK)))
-    panel = {**SMALL, **overrides}
-    return values + [pose, prompt, "", seed, randomize, panel["steps"], panel["guidance"], panel["height"],
-                     panel["width"], panel["num_images"], panel["scheduler"]]  # fmt: skip
+    """Handlers.generate's values in GENERATE_INPUTS' order; `slots`: label -> (Part, whole image)."""
+    named = {"pose": pose, "prompt": prompt, "negative_prompt": "", "seed": seed, "random_seed": randomize, **SMALL, **overrides}
+    for label, name, whole in zip(PART_LABELS, SLOT_NAMES, WHOLE_NAMES, strict=True):
+        named[name], named[whole] = slots.get(label, (None, False))
+    return [named[name] for name in GENERATE_INPUTS]
+
+
+def face_part() -> Part:
+    return Part(noise_image(1, (40, 50)).convert("RGBA"))
 
 
 def test_generation_writes_images_settings_and_an_archive_that_reproduce(handlers, demo_weights, tmp_path) -> None:
     face = noise_image(1, (40, 50)).convert("RGBA")
     slots = {
-        "face": (editor_value(face, rectangle_mask(face.size, (0.2, 0.2, 0.8, 0.8))), PART_MASK),
-        "shoes": (editor_value(noise_image(2, (30, 20)).convert("RGBA")), WHOLE_IMAGE),
+        "face": (Part(face, rectangle_mask(face.size, (0.2, 0.2, 0.8, 0.8))), False),
+        "shoes": (Part(noise_image(2, (30, 20)).convert("RGBA")), True),
     }
     gallery, seed, texts, shown, archive = run_generation(handlers, *generate_args(slots, densepose_image(), num_images=2))
     assert seed == 3 and len(gallery) == 2 and shown == texts[0]
@@ -77,7 +91,7 @@ def test_generation_writes_images_settings_and_an_archive_that_reproduce(handler
 
 
 def test_random_seed_is_reported(handlers) -> None:
-    slots = {"face": (editor_value(noise_image(1, (40, 50)).convert("RGBA")), WHOLE_IMAGE)}
+    slots = {"face": (face_part(), True)}
     _, seed, texts, _, _ = run_generation(handlers, *generate_args(slots, densepose_image(), seed=0, randomize=True))
     assert json.loads(texts[0])["seed"] == seed
 
@@ -87,15 +101,11 @@ def test_random_seed_is_reported(handlers) -> None:
     [
         ({}, "pose", "Add at least one part"),
         ({"face": "face"}, None, "Add a pose"),
-        ({"face": "empty-mask"}, "pose", "The face mask is empty: paint the part"),
+        ({"face": "empty-mask"}, "pose", "The face mask is empty: paint the part with 'Edit mask', or tick 'Whole image'."),
     ],
 )
 def test_generation_refuses_incomplete_input(handlers, slots, pose, message) -> None:
-    face = noise_image(1, (40, 50)).convert("RGBA")
-    values = {
-        "face": (editor_value(face), WHOLE_IMAGE),
-        "empty-mask": (editor_value(face), PART_MASK),
-    }
+    values = {"face": (face_part(), True), "empty-mask": (face_part(), False)}
     with pytest.raises(gr.Error, match=message):
         run_generation(handlers, *generate_args({label: values[v] for label, v in slots.items()}, densepose_image() if pose else None))
 
@@ -119,7 +129,7 @@ def counting_steps(handlers: Handlers, monkeypatch, at_step=None) -> list[int]:
 
 
 def face_slots() -> dict:
-    return {"face": (editor_value(noise_image(1, (40, 50)).convert("RGBA")), WHOLE_IMAGE)}
+    return {"face": (face_part(), True)}
 
 
 def test_stop_ends_the_generation_at_its_step_and_the_next_is_exact(handlers, monkeypatch) -> None:
@@ -128,7 +138,7 @@ def test_stop_ends_the_generation_at_its_step_and_the_next_is_exact(handlers, mo
     with pytest.raises(gr.Error, match="The generation was stopped"):
         run_generation(handlers, *generate_args(face_slots(), densepose_image(), steps=40))
     assert steps == [1, 2]  # Stop pressed during step 2: the generation ended there
-    assert len(list(settings.OUTPUT_DIR.iterdir())) == 2  # the first run and its zip: the stopped one left nothing
+    assert len(list(settings.OUTPUT_DIR.glob("*/*"))) == 2  # the first run and its zip: the stopped one left nothing
     again, *_ = run_generation(handlers, *generate_args(face_slots(), densepose_image()))
     assert np.array_equal(np.asarray(Image.open(again[0][0])), np.asarray(Image.open(expected[0][0])))
 
@@ -152,7 +162,7 @@ def test_a_cancelled_event_stops_its_generation_before_the_cancel_completes(hand
 
     done, later = asyncio.run(cancel_after_the_first_step())
     assert done < 40 and later == done  # the thread had stopped when the cancel returned
-    assert not list(settings.OUTPUT_DIR.iterdir())
+    assert not list(settings.OUTPUT_DIR.glob("*/*"))
 
 
 def test_a_closed_tab_stops_only_its_own_generations(handlers) -> None:
@@ -163,9 +173,8 @@ def test_a_closed_tab_stops_only_its_own_generations(handlers) -> None:
 
 
 def test_bad_settings_from_the_api_are_explained(handlers) -> None:
-    slots = {"face": (editor_value(noise_image(1, (40, 50)).convert("RGBA")), WHOLE_IMAGE)}
-    with pytest.raises(gr.Error, match="`height` must be a positive multiple of 8"):
-        run_generation(handlers, *generate_args(slots, densepose_image(), height=68))
+    with pytest.raises(gr.Error, match="The height must be a multiple of 8; got 68."):
+        run_generation(handlers, *generate_args(face_slots(), densepose_image(), height=68))
 
 
 @pytest.mark.parametrize(
@@ -176,7 +185,9 @@ def test_bad_settings_from_the_api_are_explained(handlers) -> None:
         ({"seed": -1}, "The seed must be from 0 to 2147483647; got -1."),
         ({"steps": None}, "The number of steps must be a whole number from 1 to 100; got None."),
         ({"steps": 2.5}, "The number of steps must be a whole number from 1 to 100; got 2.5."),
-        ({"guidance": float("nan")}, "The guidance scale must be a number; got nan."),
+        ({"guidance_scale": float("nan")}, "The guidance scale must be a number (1 turns guidance off); got nan."),
+        ({"guidance_scale": None}, "The guidance scale must be a number (1 turns guidance off); got None."),
+        ({"prompt": 3}, "The prompt must be text; got 3."),
         ({"height": 100000}, "The height must be from 8 to 1024; got 100000."),
         ({"num_images": 0}, "The number of images must be from 1 to 4; got 0."),
         ({"scheduler": "Euler"}, "Unknown scheduler 'Euler'; choose one of DDIM, DPM++ 2M."),
@@ -186,7 +197,7 @@ def test_odd_values_from_the_api_get_a_sentence(handlers, overrides, message) ->
     with pytest.raises(gr.Error) as error:
         run_generation(handlers, *generate_args(face_slots(), densepose_image(), **overrides))
     assert error.value.message == message
-    assert not settings.OUTPUT_DIR.exists() or not list(settings.OUTPUT_DIR.iterdir())
+    assert not list(settings.OUTPUT_DIR.glob("*/*"))
 
 
 def test_missing_weights_are_named_with_their_fetch_command(tmp_path, monkeypatch, capsys) -> None:
@@ -199,28 +210,26 @@ def test_missing_weights_are_named_with_their_fetch_command(tmp_path, monkeypatc
         f"`python download_weights.py --only realesrgan --dir {tmp_path / 'empty'}`.",
     ]
     bare = Handlers(models, [], [])
-    slots = {"face": (editor_value(noise_image(1, (40, 50)).convert("RGBA")), WHOLE_IMAGE)}
     with pytest.raises(gr.Error, match="python download_weights.py --only parts2whole"):
-        run_generation(bare, *generate_args(slots, densepose_image()))
+        run_generation(bare, *generate_args(face_slots(), densepose_image()))
     with pytest.raises(gr.Error, match="--only realesrgan"):
-        bare.upscale("face", slots["face"][0])
-    value, mode = bare.reference_uploaded("face", noise_image(3, (300, 300)))
-    assert mode == WHOLE_IMAGE and value["background"].size == (300, 300)
+        bare.upscale("face", face_part())
+    part, preview, whole = bare.reference_uploaded("face", noise_image(3, (300, 300)))
+    assert whole and part.mask is None and part.reference.size == (300, 300) and preview.size == (300, 300)
     assert "No automatic mask: the SegFormer weights are missing" in capsys.readouterr().out  # gr.Info
 
 
 def test_small_reference_is_upscaled_and_masked_on_upload(handlers) -> None:
-    value, mode = handlers.reference_uploaded("upper body clothes", noise_image(4, (40, 30)))
-    assert value["background"].size == (160, 120)
-    assert mode in (PART_MASK, WHOLE_IMAGE)
-    assert (mode == PART_MASK) == bool(value["layers"])
+    part, preview, whole = handlers.reference_uploaded("upper body clothes", noise_image(4, (40, 30)))
+    assert part.reference.size == (160, 120) and preview.size == (160, 120)
+    assert whole == (part.mask is None)
 
 
 def test_large_reference_is_not_upscaled_and_transparency_is_its_mask(handlers) -> None:
     cut_out = noise_image(5, (300, 400)).convert("RGBA")
     cut_out.putalpha(rectangle_mask(cut_out.size, (0.1, 0.1, 0.9, 0.9)))
-    value, mode = handlers.reference_uploaded("lower body clothes", cut_out)
-    assert value["background"].size == (300, 400) and mode == WHOLE_IMAGE and not value["layers"]
+    part, _, whole = handlers.reference_uploaded("lower body clothes", cut_out)
+    assert part.reference.size == (300, 400) and whole and part.mask is None
 
 
 @pytest.mark.parametrize(
@@ -236,23 +245,23 @@ def test_unusable_upload_warns_and_keeps_the_slot(handlers, image, message) -> N
 def test_odd_image_modes_upload(handlers) -> None:
     for image in (Image.new("CMYK", (300, 300), (0, 255, 255, 0)), Image.new("L", (300, 300), 90),
                   Image.fromarray(np.full((300, 300), 40000, np.uint16))):  # fmt: skip
-        value, _ = handlers.reference_uploaded("face", image)
-        assert value["background"].mode == "RGBA" and value["background"].size == (300, 300)
+        part, _, _ = handlers.reference_uploaded("face", image)
+        assert part.reference.mode == "RGBA" and part.reference.size == (300, 300)
 
 
 def test_upscale_button_keeps_the_mask_aligned(handlers) -> None:
     face = noise_image(6, (40, 30)).convert("RGBA")
     mask = rectangle_mask(face.size, (0.0, 0.0, 0.5, 1.0))
-    upscaled = handlers.upscale("face", editor_value(face, mask))
-    assert upscaled["background"].size == (160, 120)
-    painted = np.asarray(mask_from_layers(upscaled["layers"], (160, 120))) > 0
+    upscaled, preview = handlers.upscale("face", Part(face, mask))
+    assert upscaled.reference.size == (160, 120) and preview.size == (160, 120)
+    painted = np.asarray(upscaled.mask) > 0
     assert painted[:, :80].all() and not painted[:, 80:].any()
 
 
 def test_editor_value_and_mask_round_trip() -> None:
     reference = noise_image(7, (64, 32)).convert("RGBA")
     mask = rectangle_mask(reference.size, (0.25, 0.25, 0.75, 0.75))
-    value = editor_value(reference, mask)
+    value = editor_value(Part(reference, mask))
     assert np.array_equal(np.asarray(mask_from_layers(value["layers"], reference.size)), np.asarray(mask))
     assert value["composite"].getpixel((32, 16)) != reference.getpixel((32, 16))  # the overlay shows
     assert mask_from_layers([], (8, 8)) is None
@@ -296,14 +305,13 @@ def test_a_pose_of_other_proportions_is_stretched_with_a_warning(handlers) -> No
 def test_every_example_fills_every_slot(handlers) -> None:
     assert [example.name for example in handlers.examples] == ["dress", "no_shoes", "top_and_trousers"]
     for index, example in enumerate(handlers.examples):
-        values = handlers.example_values(index)
-        uploads, slots, rest = values[:6], values[6:18], values[18:]
-        for label, upload, value, mode in zip(PART_LABELS, uploads, slots[0::2], slots[1::2], strict=True):
-            present = label in example.settings["appearance"]
-            assert (upload is not None) == present and (value["background"] is not None) == present
-            assert not present or (mode == PART_MASK) == (label in example.settings["mask"])
-        assert rest[2] == example.settings["prompt"] and rest[4] == example.settings["seed"] and rest[5] is False
-        assert rest[-1] == "DDIM"
+        values = dict(zip(EXAMPLE_OUTPUTS, handlers.example_values(index), strict=True))
+        for label, name in zip(PART_LABELS, SLOT_NAMES, strict=True):
+            part, present = values[name], label in example.request.appearance
+            assert (part is not None) == present and (values[f"{name}_preview"] is not None) == present
+            assert not present or (part.mask is not None) == (label in example.request.mask) != values[f"{name}_whole"]
+        assert values["prompt"] == example.request.prompt and values["seed"] == example.request.seed
+        assert values["random_seed"] is False and values["scheduler"] == "DDIM"
 
 
 def test_unreadable_upload_is_named(handlers, tmp_path) -> None:
@@ -314,17 +322,9 @@ def test_unreadable_upload_is_named(handlers, tmp_path) -> None:
         handlers.reference_uploaded("face", payload)
 
 
-def test_editor_is_emptied_only_before_a_readable_upload(handlers, tmp_path) -> None:
-    good, bad = tmp_path / "good.png", tmp_path / "bad.png"
-    noise_image(1, (20, 20)).save(good)
-    bad.write_bytes(b"not an image")
-    assert handlers.editor_before_upload({"path": str(good)}) == editor_value(None)
-    assert isinstance(handlers.editor_before_upload({"path": str(bad)}), type(gr.skip()))
-
-
 def test_huge_upload_is_reduced(handlers, capsys) -> None:
-    value, _ = handlers.reference_uploaded("face", noise_image(9, (3000, 1500)))
-    assert value["background"].size == (settings.MAX_REFERENCE_SIDE, settings.MAX_REFERENCE_SIDE // 2)
+    part, _, _ = handlers.reference_uploaded("face", noise_image(9, (3000, 1500)))
+    assert part.reference.size == (settings.MAX_REFERENCE_SIDE, settings.MAX_REFERENCE_SIDE // 2)
     assert "it is reduced to 2048x1024" in capsys.readouterr().out
 
 
@@ -333,9 +333,7 @@ def test_generation_reports_every_denoising_step(handlers, tmp_path) -> None:
     noise_image(1, (40, 50)).save(face)
     pose = tmp_path / "pose.png"
     densepose_image().save(pose)
-    job = {"appearance": {"face": str(face)}, "mask": {}, "structure": {"densepose": str(pose)}, "prompt": "",
-           "negative_prompt": "", "seed": 1, "height": 64, "width": 48, "steps": 3, "guidance_scale": 7.5,
-           "num_images": 1, "scheduler": "ddim"}  # fmt: skip
+    job = GenerationRequest(appearance={"face": str(face)}, structure={"densepose": str(pose)}, seed=1, height=64, width=48, steps=3)
     steps = []
     (tmp_path / "run").mkdir()
     handlers.models.generate(job, tmp_path / "run", lambda done, total: steps.append((done, total)))
@@ -373,7 +371,50 @@ def test_without_released_weights_the_demo_runs_the_mini_model_at_its_defaults(d
     defaults = models.defaults()
     assert (defaults["height"], defaults["width"], defaults["scheduler"]) == (40, 24, "dpm++2m")
     examples = load_examples(defaults=defaults)
-    assert all(example.settings["height"] == 40 and example.settings["steps"] == 2 for example in examples)
-    slots = {"face": (editor_value(noise_image(1, (40, 50)).convert("RGBA")), WHOLE_IMAGE)}
-    gallery, *_ = run_generation(Handlers(models, examples, []), *generate_args(slots, densepose_image(), height=40, width=24))
+    assert all(example.request.height == 40 and example.request.steps == 2 for example in examples)
+    gallery, *_ = run_generation(Handlers(models, examples, []), *generate_args(face_slots(), densepose_image(), height=40, width=24))
     assert Image.open(gallery[0][0]).size == (24, 40)
+
+
+def test_the_mask_editor_saves_into_the_slot_it_opened(handlers) -> None:
+    face = noise_image(6, (40, 30)).convert("RGBA")
+    shoes = Part(noise_image(7, (30, 20)).convert("RGBA"))
+    staged, label, _ = Handlers.mask_to_edit("face", Part(face))
+    assert label == "face" and staged["background"] is face and staged["layers"] == []
+    painted = mask_overlay(rectangle_mask(face.size, (0.0, 0.0, 0.5, 1.0)))
+    parts = [Part(face) if name == "face" else shoes if name == "shoes" else None for name in SLOT_NAMES]
+    updates = Handlers.mask_saved("face", {**staged, "layers": [painted]}, *parts)
+    index = PART_LABELS.index("face")
+    part, preview, whole = updates[index], updates[6 + index], updates[12 + index]
+    assert np.array_equal(np.asarray(part.mask) > 0, np.asarray(rectangle_mask(face.size, (0.0, 0.0, 0.5, 1.0))) > 0)
+    assert whole is False and preview.getpixel((2, 15)) != face.getpixel((2, 15))  # the overlay shows in the slot
+    untouched = [value for i, value in enumerate(updates) if i not in (index, 6 + index, 12 + index)]
+    assert all(isinstance(value, type(gr.skip())) for value in untouched)
+    erased = Handlers.mask_saved("face", {**staged, "layers": []}, *parts)
+    assert erased[index].mask is None and erased[12 + index] is True  # nothing painted: the whole image
+    with pytest.raises(gr.Error, match="Upload a face image first."):
+        Handlers.mask_to_edit("face", None)
+    with pytest.raises(gr.Error, match="The face slot was emptied meanwhile"):
+        Handlers.mask_saved("face", staged, *[None] * 6)
+
+
+def test_a_json_request_with_its_files_generates_like_the_form(handlers, tmp_path) -> None:
+    face, pose = tmp_path / "face.png", tmp_path / "pose.png"
+    face_part().reference.save(face)
+    densepose_image().save(pose)
+    request = {"appearance": {"face": "face.png"}, "structure": {"densepose": "any/folder/pose.png"}, "prompt": "a person",
+               "seed": 3, "steps": 2, "height": 64, "width": 48}  # fmt: skip
+    gallery, seed, texts, _, _ = asyncio.run(
+        handlers.generate_from_json(json.dumps(request), [str(face), str(pose)], gr.Request(session_hash="api"), gr.Progress())
+    )
+    form, *_ = run_generation(handlers, *generate_args(face_slots(), densepose_image()))
+    assert seed == 3 and json.loads(texts[0])["steps"] == 2
+    assert np.array_equal(np.asarray(Image.open(gallery[0][0])), np.asarray(Image.open(form[0][0])))
+    for text, files, message in [
+        ("{", [], "The request is not valid JSON"),
+        (json.dumps({**request, "colour": 1}), [str(face), str(pose)], "Unknown key(s) ['colour']"),
+        (json.dumps(request), [str(face)], "names 'any/folder/pose.png', which is not among the files sent (face.png)"),
+        (json.dumps({**request, "appearance": {"hat": "face.png"}}), [str(face), str(pose)], "Unknown part label(s) 'hat'"),
+    ]:
+        with pytest.raises(gr.Error, match=re.escape(message)):
+            asyncio.run(handlers.generate_from_json(text, files, gr.Request(session_hash="api"), gr.Progress()))

@@ -1,4 +1,4 @@
-"""The example gallery: every folder of examples/ with an example.json (the command line's format)."""
+"""The example gallery: every folder of examples/ with an example.json (a request in its JSON form)."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -6,8 +6,9 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 from parts2whole.densepose import densepose_preview
-from parts2whole.jobs import read_inputs
+from parts2whole.jobs import read_requests
 from parts2whole.labels import order_labels
+from parts2whole.request import GenerationRequest
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
 THUMBNAIL_HEIGHT = 240
@@ -16,7 +17,7 @@ THUMBNAIL_HEIGHT = 240
 @dataclass
 class Example:
     name: str
-    settings: dict  # example.json as the command line reads it: paths absolute, defaults filled in
+    request: GenerationRequest  # example.json: paths absolute, unset settings the model's defaults
     thumbnail: Image.Image
 
 
@@ -24,8 +25,8 @@ def load_examples(root: Path = EXAMPLES_DIR, defaults: dict | None = None) -> li
     """Every example, its unset settings taken from `defaults` (the model's own, see ui.models)."""
     examples = []
     for path in sorted(root.glob("*/example.json")):
-        (settings,) = read_inputs(path, defaults)
-        examples.append(Example(path.parent.name, settings, thumbnail(settings)))
+        (request,) = read_requests(path, defaults)
+        examples.append(Example(path.parent.name, request, thumbnail(request)))
     return examples
 
 
@@ -34,10 +35,10 @@ def load_poses(root: Path = EXAMPLES_DIR) -> list[Path]:
     return sorted((root / "poses").glob("*.png"))
 
 
-def thumbnail(settings: dict, height: int = THUMBNAIL_HEIGHT) -> Image.Image:
+def thumbnail(request: GenerationRequest, height: int = THUMBNAIL_HEIGHT) -> Image.Image:
     """The pose in false colour on the left, the parts in a two-column grid on the right."""
-    pose = densepose_preview(Image.open(settings["structure"]["densepose"]))
-    parts = [Image.open(settings["appearance"][label]) for label in order_labels(settings["appearance"])]
+    pose = densepose_preview(Image.open(request.structure["densepose"]))
+    parts = [Image.open(request.appearance[label]) for label in order_labels(request.appearance)]
     cell = height // 3
     sheet = Image.new("RGBA", (height * 2 // 3 + 2 * cell, height), (238, 238, 242, 255))
     sheet.alpha_composite(ImageOps.contain(pose.convert("RGBA"), (height * 2 // 3, height)))

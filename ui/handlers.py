@@ -1,11 +1,13 @@
 """What each control of the demo does. Model work goes through `ui.models.Models`; problems become
-`gr.Error` (the action stops) or `gr.Warning` / `gr.Info` (it goes on)."""
+`gr.Error` (the action stops) or `gr.Warning` / `gr.Info` (it goes on).
 
-import math
+The generation's inputs are named (GENERATE_INPUTS): layout.py gives each name one component, and
+the handlers read the values by name, so a control is added in two places, not six.
+"""
+
+import json
 import random
 import shutil
-import time
-import uuid
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -17,30 +19,52 @@ from PIL import Image, ImageOps
 from parts2whole.body import from_photo, render_pose
 from parts2whole.body.presets import control_values, from_controls
 from parts2whole.densepose import densepose_preview, densepose_problems
-from parts2whole.labels import LABEL_FOLDERS, PART_LABELS
+from parts2whole.labels import LABEL_FOLDERS, PART_LABELS, order_labels
 from parts2whole.preprocess import FRAMES, load_image, to_rgba
+from parts2whole.request import IMAGE_GROUPS, MAX_SEED, GenerationRequest, Limits, whole_number
 from parts2whole.weights import fetch_command
 
-from . import settings
+from . import outputs, settings
 from .examples import Example
 from .gpu import gpu_task
 from .models import Models, UserFacingError
 from .stopping import GenerationStopped, StopFlags, raise_if_stopped, run_stoppable
 
-PART_MASK, WHOLE_IMAGE = "Part mask", "Whole image"
-MASK_MODES = (PART_MASK, WHOLE_IMAGE)
+SLOT_NAMES = tuple(LABEL_FOLDERS[label] for label in PART_LABELS)
+"""Each slot's filled part (a `Part` in a gr.State), by the label's folder name."""
+PREVIEW_NAMES = tuple(f"{name}_preview" for name in SLOT_NAMES)
+WHOLE_NAMES = tuple(f"{name}_whole" for name in SLOT_NAMES)
+"""Each slot's "Whole image" box: the reference unmasked (or masked by its own transparency)."""
+PANEL_NAMES = ("prompt", "negative_prompt", "seed", "random_seed", "steps", "guidance_scale", "height", "width", "num_images", "scheduler")
+GENERATE_INPUTS = (*SLOT_NAMES, *WHOLE_NAMES, "pose", *PANEL_NAMES)
+EXAMPLE_OUTPUTS = (*SLOT_NAMES, *PREVIEW_NAMES, *WHOLE_NAMES, "pose", "pose_preview", *PANEL_NAMES)
+WHOLE_IMAGE = "Whole image"
 
 
-def editor_value(reference: Image.Image | None, mask: Image.Image | None = None) -> dict:
-    """An ImageEditor value: the reference as background, the mask as a coloured, half-transparent
-    layer, and their composite (which the editor shows)."""
-    if reference is None:
+@dataclass
+class Part:
+    """A filled slot: the reference (RGBA) and its part mask (L; None where none was made)."""
+
+    reference: Image.Image
+    mask: Image.Image | None = None
+
+
+def part_preview(part: Part | None) -> Image.Image | None:
+    """The reference with its mask as a coloured, half-transparent overlay (what the slot shows)."""
+    if part is None:
+        return None
+    shown = part.reference.copy()
+    if part.mask is not None:
+        shown.alpha_composite(mask_overlay(part.mask.resize(shown.size, Image.Resampling.NEAREST)))
+    return shown
+
+
+def editor_value(part: Part | None) -> dict:
+    """An ImageEditor value: the reference as background, the mask as a layer to paint or erase."""
+    if part is None:
         return {"background": None, "layers": [], "composite": None}
-    layers = [] if mask is None else [mask_overlay(mask.resize(reference.size, Image.Resampling.NEAREST))]
-    composite = reference.copy()
-    for layer in layers:
-        composite.alpha_composite(layer)
-    return {"background": reference, "layers": layers, "composite": composite}
+    layers = [] if part.mask is None else [mask_overlay(part.mask.resize(part.reference.size, Image.Resampling.NEAREST))]
+    return {"background": part.reference, "layers": layers, "composite": part_preview(part)}
 
 
 def mask_overlay(mask: Image.Image) -> Image.Image:
@@ -63,9 +87,9 @@ def mask_from_layers(layers: list[Image.Image] | None, size: tuple[int, int]) ->
     return Image.fromarray(painted.astype(np.uint8) * 255, mode="L")
 
 
-def read_upload(upload: dict | Image.Image | np.ndarray, what: str) -> Image.Image:
+def read_upload(upload: dict | str | Image.Image | np.ndarray, what: str) -> Image.Image:
     """An uploaded image: Gradio's file payload (not preprocessed, so that any format reaches
-    `load_image`) or an image given directly. Errors name the file as the user called it."""
+    `load_image`), a path, or an image given directly. Errors name the file as the user called it."""
     if not isinstance(upload, dict):
         return load_image(upload, what)
     try:
@@ -80,32 +104,18 @@ def say_if_frames_were_dropped(image: Image.Image, what: str) -> None:
         gr.Info(f"{what} has {image.info[FRAMES]} frames (an animation or a multi-page file): the first is used.")
 
 
-def is_finite_number(value: object) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
-
-
-def whole_number(value: object, what: str, low: int, high: int) -> int:
-    """`value` as an int in [low, high], else a gr.Error that says so (the API can send anything)."""
-    if not is_finite_number(value) or value != int(value):
-        raise gr.Error(f"{what} must be a whole number from {low} to {high}; got {value!r}.")
-    if not low <= value <= high:
-        raise gr.Error(f"{what} must be from {low} to {high}; got {value:g}.")
-    return int(value)
-
-
-def finite_number(value: object, what: str) -> float:
-    if not is_finite_number(value):
-        raise gr.Error(f"{what} must be a number; got {value!r}.")
-    return float(value)
-
-
 def has_transparency(image: Image.Image) -> bool:
     return image.mode == "RGBA" and image.getchannel("A").getextrema()[0] < 255
 
 
-def reference_of(value: dict | None) -> Image.Image | None:
-    background = (value or {}).get("background")
-    return None if background is None else to_rgba(background)
+def demo_limits() -> Limits:
+    return Limits(max_side=settings.MAX_SIDE, max_steps=settings.MAX_STEPS, max_images=settings.MAX_IMAGES)
+
+
+def slot_index(label: str) -> int:
+    if label not in PART_LABELS:
+        raise gr.Error(f"Unknown part {label!r}; the parts are {', '.join(PART_LABELS)}.")
+    return PART_LABELS.index(label)
 
 
 @dataclass
@@ -117,28 +127,18 @@ class Handlers:
 
     # ------------------------------------------------------------------------ reference slots
 
-    @staticmethod
-    def editor_before_upload(upload: dict | None) -> dict:
-        """An emptied editor when the upload can be read (its value follows, see layout.empty_editors);
-        the editor as it is when it cannot (reference_uploaded then says why)."""
-        try:
-            read_upload(upload, "upload")
-        except (ValueError, TypeError):
-            return gr.skip()
-        return editor_value(None)
-
     @gpu_task(duration=60)
-    def reference_uploaded(self, label: str, upload: dict | Image.Image | np.ndarray | None) -> tuple[dict, str]:
+    def reference_uploaded(self, label: str, upload: dict | Image.Image | np.ndarray | None) -> tuple:
         """Read the uploaded file (any format), bring a huge one down, upscale a small one, then mask
-        the part (or keep its own transparency). `upload` is Gradio's file payload, not preprocessed,
-        so that unreadable files get our message."""
+        the part (or keep its own transparency): the slot's (part, preview, whole image).
+        `upload` is Gradio's file payload, not preprocessed, so that unreadable files get our message."""
         if upload is None:
-            return editor_value(None), PART_MASK
+            return None, None, False
         try:
             loaded = read_upload(upload, f"The {label} image")
         except ValueError as error:
             gr.Warning(f"{error} The slot keeps its previous image.")
-            return gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip()
         say_if_frames_were_dropped(loaded, f"The {label} image")
         reference = to_rgba(loaded)
         if max(reference.size) > settings.MAX_REFERENCE_SIDE:
@@ -150,24 +150,19 @@ class Handlers:
             gr.Info(f"The {label} image was small; it is upscaled x4 to {reference.width}x{reference.height}.")
         if has_transparency(reference):
             gr.Info(f"The {label} image has transparency: it is used as the mask.")
-            return editor_value(reference), WHOLE_IMAGE
-        return self._masked(label, reference)
+            part = Part(reference)
+            return part, part_preview(part), True
+        part = self._masked(label, reference)
+        return part, part_preview(part), part.mask is None
 
     @gpu_task(duration=60)
-    def automatic_mask(self, label: str, value: dict | None) -> tuple[dict, str]:
-        reference = reference_of(value)
-        if reference is None:
+    def upscale(self, label: str, part: Part | None) -> tuple:
+        """The slot's reference upscaled x4, its mask enlarged to match: (part, preview)."""
+        if part is None:
             raise gr.Error(f"Upload a {label} image first.")
-        return self._masked(label, reference)
-
-    @gpu_task(duration=60)
-    def upscale(self, label: str, value: dict | None) -> dict:
-        reference = reference_of(value)
-        if reference is None:
-            raise gr.Error(f"Upload a {label} image first.")
-        mask = mask_from_layers(value.get("layers"), reference.size)
-        upscaled = self._upscale(reference)
-        return editor_value(upscaled, mask.resize(upscaled.size, Image.Resampling.NEAREST) if mask else None)
+        upscaled = self._upscale(part.reference)
+        mask = None if part.mask is None else part.mask.resize(upscaled.size, Image.Resampling.NEAREST)
+        return Part(upscaled, mask), part_preview(Part(upscaled, mask))
 
     def _upscale(self, reference: Image.Image) -> Image.Image:
         try:
@@ -175,19 +170,57 @@ class Handlers:
         except UserFacingError as error:
             raise gr.Error(str(error)) from None
 
-    def _masked(self, label: str, reference: Image.Image) -> tuple[dict, str]:
+    def _masked(self, label: str, reference: Image.Image) -> Part:
+        """The reference with SegFormer's mask of `label`; with none where it cannot make one (said)."""
         masker = self.models.masker()
         if masker is None:
             gr.Info(
                 f"No automatic mask: the SegFormer weights are missing (`{fetch_command('segformer', self.models.weights)}` fetches "
-                f"them). Paint the {label} by hand, or keep '{WHOLE_IMAGE}'."
+                f"them). Paint the {label} with 'Edit mask', or keep '{WHOLE_IMAGE}'."
             )
-            return editor_value(reference), WHOLE_IMAGE
+            return Part(reference)
         mask = masker(reference, label)
         if not np.asarray(mask).any():
-            gr.Warning(f"No {label} was found in the image: paint the part by hand, or choose '{WHOLE_IMAGE}'.")
-            return editor_value(reference), WHOLE_IMAGE
-        return editor_value(reference, mask), PART_MASK
+            gr.Warning(f"No {label} was found in the image: paint the part with 'Edit mask', or keep '{WHOLE_IMAGE}'.")
+            return Part(reference)
+        return Part(reference, mask)
+
+    # ------------------------------------------------------------------------ the mask editor
+
+    @staticmethod
+    def mask_to_edit(label: str, part: Part | None) -> tuple:
+        """Open the mask editor on a slot: (the editor's value, staged; the label being edited; a title)."""
+        if part is None:
+            raise gr.Error(f"Upload a {label} image first.")
+        title = f"**{label.capitalize()} mask**: paint the part, erase what is not part of it, then save."
+        return editor_value(part), label, gr.update(value=title)
+
+    @gpu_task(duration=60)
+    def automatic_mask(self, label: str | None, value: dict | None) -> dict:
+        """The editor's reference masked again by SegFormer (the editor's value, staged)."""
+        background = (value or {}).get("background")
+        if not label or background is None:
+            raise gr.Error("Open a slot's mask with 'Edit mask' first.")
+        return editor_value(self._masked(label, to_rgba(background)))
+
+    @staticmethod
+    def mask_saved(label: str | None, value: dict | None, *parts: Part | None) -> list:
+        """The painted mask into the slot being edited: every slot's (part, preview, whole image),
+        changed for that slot only."""
+        background = (value or {}).get("background")
+        if not label or background is None:
+            raise gr.Error("Open a slot's mask with 'Edit mask' first.")
+        index = slot_index(label)
+        if parts[index] is None:
+            raise gr.Error(f"The {label} slot was emptied meanwhile: upload its image again.")
+        reference = parts[index].reference
+        mask = mask_from_layers(value.get("layers"), reference.size)
+        if mask is None:
+            gr.Info(f"The {label} mask is empty: the whole image is used.")
+        part = Part(reference, mask)
+        updates = [gr.skip()] * (3 * len(PART_LABELS))
+        updates[index], updates[len(PART_LABELS) + index], updates[2 * len(PART_LABELS) + index] = part, part_preview(part), mask is None
+        return updates
 
     # ------------------------------------------------------------------------------------ pose
 
@@ -251,51 +284,61 @@ class Handlers:
         return event.index
 
     def example_values(self, index: int) -> list:
-        """The uploads, the (mask, mode) of every slot, the pose and the settings of example `index`."""
-        example = self.examples[index].settings
-        uploads, slots = [], []
-        for label in PART_LABELS:
-            path = example["appearance"].get(label)
-            if path is None:
-                uploads.append(None)
-                slots += [editor_value(None), PART_MASK]
-                continue
-            reference = to_rgba(load_image(path, label))
-            mask_path = example["mask"].get(label)
-            mask = load_image(mask_path, label).convert("L") if mask_path else None
-            uploads.append(reference)
-            slots += [editor_value(reference, mask), PART_MASK if mask else WHOLE_IMAGE]
-        pose = load_image(example["structure"]["densepose"], "pose").convert("RGB")
-        scheduler = settings.scheduler_shown(example["scheduler"])
-        return uploads + slots + [
-            pose, densepose_preview(pose), example["prompt"], example["negative_prompt"], example["seed"], False,
-            example["steps"], example["guidance_scale"], example["height"], example["width"], example["num_images"],
-            scheduler,
-        ]
+        """Every value of EXAMPLE_OUTPUTS for example `index`: its parts, the pose and the settings."""
+        example = self.examples[index].request
+        parts = {}
+        for label, path in example.appearance.items():
+            mask_path = example.mask.get(label)
+            parts[label] = Part(to_rgba(load_image(path, label)), load_image(mask_path, label).convert("L") if mask_path else None)
+        slots = [parts.get(label) for label in PART_LABELS]
+        pose = load_image(example.structure["densepose"], "pose").convert("RGB")
+        values = {
+            **dict(zip(SLOT_NAMES, slots, strict=True)),
+            **dict(zip(PREVIEW_NAMES, map(part_preview, slots), strict=True)),
+            **{name: part is not None and part.mask is None for name, part in zip(WHOLE_NAMES, slots, strict=True)},
+            "pose": pose,
+            "pose_preview": densepose_preview(pose),
+            "prompt": example.prompt,
+            "negative_prompt": example.negative_prompt,
+            "seed": example.seed,
+            "random_seed": False,
+            "steps": example.steps,
+            "guidance_scale": example.guidance_scale,
+            "height": example.height,
+            "width": example.width,
+            "num_images": example.num_images,
+            "scheduler": settings.scheduler_shown(example.scheduler),
+        }
+        return [values[name] for name in EXAMPLE_OUTPUTS]
 
     # ------------------------------------------------------------------------------ generation
 
     @staticmethod
     def random_seed() -> int:
-        return random.randrange(2**31)
+        return random.randrange(MAX_SEED + 1)
 
-    async def generate(
-        self,
-        request: gr.Request,
-        progress: gr.Progress = gr.Progress(),
-        *values,
-    ) -> tuple[list[tuple[str, str]], int, list[str], str, str]:
-        """values: (editor, mode) for each PART_LABELS slot, then pose, prompt, negative prompt, seed,
-        randomize, steps, guidance, height, width, number of images, scheduler. Gradio passes
-        `request` and `progress` itself (it fills only parameters placed before `*values`).
+    async def generate(self, request: gr.Request, progress: gr.Progress = gr.Progress(), *values) -> tuple:
+        """The Generate button: `values` are GENERATE_INPUTS' values, in that order. Gradio passes
+        `request` and `progress` itself (it fills only parameters placed before `*values`)."""
+        form = dict(zip(GENERATE_INPUTS, values, strict=True))
+        return await self._generate(request, progress, partial(self._request_from_form, form))
 
-        The denoising runs in a thread of its own that stops within one step when the event is
-        cancelled (Stop, a client's cancel) or the tab is closed (ui/stopping.py). A run that does
-        not finish leaves no files."""
-        run = settings.OUTPUT_DIR / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-        run.mkdir(parents=True, exist_ok=True)
+    async def generate_from_json(
+        self, request_json: str | None, files: list[str] | None, request: gr.Request, progress: gr.Progress = gr.Progress()
+    ) -> tuple:
+        """The API's stateless generation (`/generate_request`): a request in its JSON form
+        (parts2whole.request) whose image paths name files sent alongside (matched by file name)."""
+        return await self._generate(request, progress, partial(self._request_from_json, request_json, files))
+
+    async def _generate(self, request: gr.Request, progress: gr.Progress, write_request) -> tuple:
+        """Write the inputs with `write_request(run)`, then denoise in a thread of its own that stops
+        within one step when the event is cancelled (Stop, a client's cancel) or the tab is closed
+        (ui/stopping.py). A run that does not finish leaves no files. Returns (gallery, seed, the
+        settings of each image, the first one's, the run's zip)."""
+        self.sweep_outputs()
+        run = outputs.new_run(settings.OUTPUT_DIR, request.session_hash)
         try:
-            job = self._write_inputs(values, run)
+            job = write_request(run)
             progress(0, desc="Loading the model (first time only) ...")
             with self.stop_flags.running(request.session_hash) as flag:
 
@@ -311,8 +354,19 @@ class Handlers:
             raise
         settings_texts = [image.with_suffix(".json").read_text() for image in images]
         archive = shutil.make_archive(str(run), "zip", run)
-        gallery = [(str(image), f"seed {job['seed'] + index}") for index, image in enumerate(images)]
-        return gallery, job["seed"], settings_texts, settings_texts[0], archive
+        gallery = [(str(image), f"seed {job.seed + index}") for index, image in enumerate(images)]
+        return gallery, job.seed, settings_texts, settings_texts[0], archive
+
+    @staticmethod
+    def sweep_outputs() -> None:
+        """Runs older than the outputs' age go (on each page load and before each generation)."""
+        outputs.remove_old_runs(settings.OUTPUT_DIR, settings.OUTPUT_MAX_AGE)
+
+    @classmethod
+    def page_loaded(cls) -> str:
+        """Sweep the outputs; the marker it returns tells a browser test the page is wired."""
+        cls.sweep_outputs()
+        return '<span class="ready"></span>'
 
     def stop(self, request: gr.Request) -> None:
         """The Stop button, and a closed tab (so the next visitor does not wait): every generation
@@ -320,7 +374,7 @@ class Handlers:
         self.stop_flags.stop_session(request.session_hash)
 
     @gpu_task(duration=180)
-    def _generate_images(self, job: dict, run: Path, on_step) -> list[Path]:
+    def _generate_images(self, job: GenerationRequest, run: Path, on_step) -> list[Path]:
         try:
             for sentence in self.models.texts_cut(job):
                 gr.Warning(sentence)
@@ -328,48 +382,83 @@ class Handlers:
         except UserFacingError as error:
             raise gr.Error(str(error)) from None
 
-    def _write_inputs(self, values: tuple, run: Path) -> dict:
-        """The generation's inputs saved in `run`, and the job that reads them (the command line's format)."""
-        slots = values[: 2 * len(PART_LABELS)]
-        pose, prompt, negative, seed, randomize, steps, guidance, height, width, num_images, scheduler = values[2 * len(PART_LABELS) :]
-        appearance, masks = {}, {}
-        for label, value, mode in zip(PART_LABELS, slots[0::2], slots[1::2], strict=True):
-            reference = reference_of(value)
-            if reference is None:
+    def _request_from_form(self, form: dict, run: Path) -> GenerationRequest:
+        parts = {}
+        for label, name, whole_name in zip(PART_LABELS, SLOT_NAMES, WHOLE_NAMES, strict=True):
+            part = form[name]
+            if part is None:
                 continue
-            appearance[label] = str(run / f"{LABEL_FOLDERS[label]}.png")
-            reference.save(appearance[label])
-            if mode == PART_MASK:
-                mask = mask_from_layers(value.get("layers"), reference.size)
-                if mask is None:
-                    raise gr.Error(
-                        f"The {label} mask is empty: paint the part, press 'Automatic mask', or choose '{WHOLE_IMAGE}'."
-                    )
-                masks[label] = str(run / f"{LABEL_FOLDERS[label]}_mask.png")
-                mask.save(masks[label])
-        if not appearance:
+            if not form[whole_name] and part.mask is None:
+                raise gr.Error(f"The {label} mask is empty: paint the part with 'Edit mask', or tick '{WHOLE_IMAGE}'.")
+            parts[label] = Part(part.reference, None if form[whole_name] else part.mask)
+        scheduler = form["scheduler"]
+        if scheduler not in settings.SCHEDULER_CHOICES:
+            raise gr.Error(f"Unknown scheduler {scheduler!r}; choose one of {', '.join(settings.SCHEDULER_CHOICES)}.")
+        try:
+            seed = self.random_seed() if form["random_seed"] else whole_number(form["seed"], "The seed", 0, MAX_SEED)
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
+        chosen = {name: form[name] for name in ("steps", "guidance_scale", "height", "width", "num_images")}
+        chosen |= {"prompt": form["prompt"] or "", "negative_prompt": form["negative_prompt"] or ""}
+        return self._write_request(run, parts, form["pose"], {**chosen, "seed": seed, "scheduler": settings.SCHEDULER_CHOICES[scheduler]})
+
+    def _request_from_json(self, text: str | None, files: list[str] | None, run: Path) -> GenerationRequest:
+        try:
+            entry = json.loads(text or "")
+        except json.JSONDecodeError as error:
+            raise gr.Error(f"The request is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno}).") from None
+        if not isinstance(entry, dict):
+            raise gr.Error("The request must be a JSON object (parts2whole.request's form).")
+        sent = {Path(path).name: path for path in files or []}
+
+        def image(group: str, name: str) -> Image.Image:
+            path = (entry.get(group) or {}).get(name)
+            if not isinstance(path, str) or Path(path).name not in sent:
+                names = ", ".join(sent) or "none"
+                raise gr.Error(f"The request's {group} {name!r} names {path!r}, which is not among the files sent ({names}).")
+            try:
+                return load_image(sent[Path(path).name], f"The {group} {name!r} ({Path(path).name})")
+            except ValueError as error:
+                raise gr.Error(str(error)) from None
+
+        for group in IMAGE_GROUPS:
+            if not isinstance(entry.get(group) or {}, dict):
+                raise gr.Error(f"{group!r} must map names to image paths.")
+        masks = {label: image("mask", label).convert("L") for label in entry.get("mask") or {}}
+        parts = {label: Part(to_rgba(image("appearance", label)), masks.get(label)) for label in entry.get("appearance") or {}}
+        pose = image("structure", "densepose") if "densepose" in (entry.get("structure") or {}) else None
+        chosen = {key: value for key, value in entry.items() if key not in IMAGE_GROUPS}
+        return self._write_request(run, parts, pose, {**self.models.defaults(), **chosen})
+
+    def _write_request(self, run: Path, parts: dict[str, Part], pose: Image.Image | None, chosen: dict) -> GenerationRequest:
+        """The parts and pose saved in `run` and the checked request that reads them (with a seed)."""
+        if not parts:
             raise gr.Error("Add at least one part: upload a reference image into one of the part slots.")
         if pose is None:
             raise gr.Error("Add a pose: upload a DensePose map or pick one from the pose gallery.")
+        try:
+            labels = order_labels(parts)
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
+        appearance, masks = {}, {}
+        for label in labels:
+            part = parts[label]
+            appearance[label] = str(run / f"{LABEL_FOLDERS[label]}.png")
+            part.reference.save(appearance[label])
+            if part.mask is not None:
+                masks[label] = str(run / f"{LABEL_FOLDERS[label]}_mask.png")
+                part.mask.resize(part.reference.size, Image.Resampling.NEAREST).save(masks[label])
         structure = {"densepose": str(run / "densepose.png")}
         pose.convert("RGB").save(structure["densepose"])
-        if scheduler not in settings.SCHEDULER_CHOICES:
-            raise gr.Error(f"Unknown scheduler {scheduler!r}; choose one of {', '.join(settings.SCHEDULER_CHOICES)}.")
-        job = {
-            "appearance": appearance, "mask": masks, "structure": structure,
-            "prompt": prompt or "", "negative_prompt": negative or "",
-            "seed": self.random_seed() if randomize else whole_number(seed, "The seed", 0, 2**31 - 1),
-            "height": whole_number(height, "The height", 8, settings.MAX_SIDE),
-            "width": whole_number(width, "The width", 8, settings.MAX_SIDE),
-            "steps": whole_number(steps, "The number of steps", 1, settings.MAX_STEPS),
-            "guidance_scale": finite_number(guidance, "The guidance scale"),
-            "num_images": whole_number(num_images, "The number of images", 1, settings.MAX_IMAGES),
-            "scheduler": settings.SCHEDULER_CHOICES[scheduler],
-        }  # fmt: skip
-        stretch = pose.width * job["height"] / (pose.height * job["width"])
+        try:
+            entry = {**chosen, "appearance": appearance, "mask": masks, "structure": structure}
+            job = GenerationRequest.from_dict(entry, run, limits=demo_limits()).with_seed()
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
+        stretch = pose.width * job.height / (pose.height * job.width)
         if not 0.95 <= stretch <= 1.05:
             gr.Warning(
-                f"The pose is {pose.width}x{pose.height} and the image {job['width']}x{job['height']}: the pose is "
+                f"The pose is {pose.width}x{pose.height} and the image {job.width}x{job.height}: the pose is "
                 "stretched to fit. Set the size to the pose's proportions, or use a pose made at this size."
             )
         return job

@@ -12,10 +12,11 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from parts2whole.jobs import SETTINGS, generate, schedulers_for, write_results
+from parts2whole.jobs import generate, schedulers_for, write_results
 from parts2whole.loading import WeightsNotFoundError, missing_checkpoint_parts
 from parts2whole.part_masks import PartMasker
 from parts2whole.pipeline import Parts2WholePipeline
+from parts2whole.request import SETTING_DEFAULTS, GenerationRequest
 from parts2whole.runtime import checkpoint_folder, load_pipeline, mini_notice, model_defaults, model_folder
 from parts2whole.upscale import Upscaler
 from parts2whole.weights import SOURCES, fetch_command
@@ -72,7 +73,7 @@ class Models:
 
     def defaults(self) -> dict:
         """The generation settings the model is meant for: its defaults.json over the released model's."""
-        return {**SETTINGS, **model_defaults(model_folder(self.weights))}
+        return {**SETTING_DEFAULTS, **model_defaults(model_folder(self.weights))}
 
     def has_masker(self) -> bool:
         return (self.segformer_folder() / "config.json").is_file()
@@ -129,17 +130,17 @@ class Models:
 
     # ------------------------------------------------------------------------------ the work
 
-    def generate(self, settings: dict, out: Path, on_step: Callable[[int, int], None] | None = None) -> list[Path]:
-        """Run one input (the command line's format, absolute paths); write its images and settings."""
+    def generate(self, request: GenerationRequest, out: Path, on_step: Callable[[int, int], None] | None = None) -> list[Path]:
+        """Run one seeded request; write its images, each with the request that makes it alone."""
         pipe = self.pipeline()
         try:
             with out_of_memory_explained():
-                images = generate(pipe, settings, self._schedulers, on_step)
+                images = generate(pipe, request, self._schedulers, on_step)
         except ValueError as error:
             raise UserFacingError(str(error)) from None
-        return write_results(images, settings, out, "result")
+        return write_results(images, request, out, "result")
 
-    def texts_cut(self, settings: dict) -> list[str]:
+    def texts_cut(self, request: GenerationRequest) -> list[str]:
         """A sentence for each of the prompt and the negative prompt that is longer than the text
         encoder reads (the pipeline cuts it, as diffusers pipelines do)."""
         tokenizer = self.pipeline().tokenizer
@@ -147,7 +148,7 @@ class Models:
         return [
             f"The {name.replace('_', ' ')} is longer than the model reads ({limit} tokens): its end is ignored."
             for name in ("prompt", "negative_prompt")
-            if len(tokenizer(settings[name]).input_ids) > limit
+            if len(tokenizer(getattr(request, name)).input_ids) > limit
         ]
 
     def upscale(self, image: Image.Image) -> Image.Image:

@@ -18,7 +18,10 @@ MAX_REFERENCE_SIDE = int(os.environ.get("P2W_MAX_REFERENCE_SIDE", "2048"))
 GENERATION_CONCURRENCY = int(os.environ.get("P2W_GENERATION_CONCURRENCY", "1"))
 """Generations run at once: one fits a GPU; more only queue faster on a big one."""
 OUTPUT_DIR = Path(os.environ.get("P2W_OUTPUT_DIR", "outputs"))
-"""Each generation's inputs, images and settings are kept in a folder here."""
+"""Each generation's inputs, images and settings are written to OUTPUT_DIR/SESSION/RUN (ui/outputs.py).
+It must lie in the working directory or the system's temporary one: Gradio returns files from there only."""
+OUTPUT_MAX_AGE = float(os.environ.get("P2W_OUTPUT_MAX_AGE", "3600"))
+"""Seconds a run's files are kept (and Gradio's copies of them); all go at shutdown. 0: keep everything."""
 SCHEDULER_CHOICES = {"DDIM": "ddim", "DPM++ 2M": "dpm++2m"}
 """Shown name -> the command line's scheduler name."""
 

@@ -41,6 +41,7 @@ class TrainConfig:
     learning_rate: float = 2e-5
     adam_weight_decay: float = 1e-2
     lr_warmup_steps: int = 0
+    lr_scheduler: str = "constant_with_warmup"  # any diffusers.optimization name, e.g. "cosine" (decays to 0 at max_steps)
     batch_size: int = 8  # per process
     gradient_accumulation_steps: int = 1
     max_steps: int = 30000

@@ -253,7 +253,13 @@ def train(config: TrainConfig, resume: str | None = None) -> Path:
     model = TrainedParts(pipe.unet, pipe.reference_unet, pipe.pose_guider).train()
     noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.adam_weight_decay)
-    lr_scheduler = get_scheduler("constant_with_warmup", optimizer, num_warmup_steps=config.lr_warmup_steps)
+    # Accelerate steps a prepared scheduler once per process for every optimizer step, hence the factor.
+    lr_scheduler = get_scheduler(
+        config.lr_scheduler,
+        optimizer,
+        num_warmup_steps=config.lr_warmup_steps * accelerator.num_processes,
+        num_training_steps=config.max_steps * accelerator.num_processes,
+    )
     model, optimizer, lr_scheduler = accelerator.prepare(model, optimizer, lr_scheduler)
     ema = None
     if config.ema_decay:
