@@ -17,6 +17,8 @@ import pytest
 from app_server import running_app  # noqa: F401  (fixture)
 from playwright.sync_api import Page, sync_playwright
 
+from parts2whole.body.presets import CONTROLS, control_values
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="Debian's chromium is not installed")
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -82,19 +84,19 @@ def test_click_an_example_and_generate(running_app, tmp_path, size) -> None:  # 
         page.locator("#settings").click()
         set_slider(page, "steps", 2)
         set_slider(page, "height", 64)
-        set_slider(page, "width", 48)
+        set_slider(page, "width", 64)
         page.locator("#generate").click()
         page.wait_for_selector("#results img", timeout=120_000)
         page.locator("#run-files").click()
         page.wait_for_function("document.querySelector('#result-settings').innerText.includes('\"steps\": 2')", timeout=30_000)
         settings_text = page.locator("#result-settings").inner_text()
-        assert '"height": 64' in settings_text and '"upper body clothes"' in settings_text
+        assert '"height": 64' in settings_text and '"width": 64' in settings_text and '"upper body clothes"' in settings_text
         page.locator("#generate").scroll_into_view_if_needed()
         page.screenshot(path=shots / f"demo-{name}-result.png")
 
 
 def test_edit_a_mask_in_place(running_app, tmp_path) -> None:  # noqa: F811
-    """Edit mask opens the editor on the slot's reference and mask; Save puts the mask back."""
+    """Edit mask opens the editor on the slot's reference and mask; a painted stroke is in the slot after Save."""
     shots = screenshot_folder(tmp_path)
     with open_page(running_app[0]) as page:
         click_example(page)
@@ -102,11 +104,20 @@ def test_edit_a_mask_in_place(running_app, tmp_path) -> None:  # noqa: F811
         page.locator("#edit-face").click()
         page.wait_for_selector("#mask-panel", state="visible", timeout=30_000)
         page.wait_for_selector("#mask-editor canvas", state="visible", timeout=30_000)
+        page.wait_for_function("(() => { const r = document.querySelector('#mask-editor').getBoundingClientRect();"
+                               " return r.top >= 0 && r.bottom <= window.innerHeight; })()", timeout=10_000)  # scrolled to
+        page.wait_for_timeout(6000)  # the editor fetches and draws its background and layer after it is shown
+        canvas = page.locator("#mask-editor canvas").first.bounding_box()
+        # a stroke across the neck, below the face's mask (the reference fills the middle of the canvas)
+        page.mouse.move(canvas["x"] + canvas["width"] * 0.4, canvas["y"] + canvas["height"] * 0.82)
+        page.mouse.down()
+        page.mouse.move(canvas["x"] + canvas["width"] * 0.6, canvas["y"] + canvas["height"] * 0.82, steps=10)
+        page.mouse.up()
         page.screenshot(path=shots / "demo-mask-editor.png")
         page.locator("#save-mask").click()
         page.wait_for_selector("#mask-panel", state="hidden", timeout=30_000)
-        assert not page.locator("#whole-face input").is_checked()  # the mask came back, not emptied
-        assert page.locator("#upload-face img").get_attribute("src") != before  # the slot shows the saved mask
+        page.wait_for_function(f"document.querySelector('#upload-face img').src !== {before!r}", timeout=30_000)
+        assert not page.locator("#whole-face input").is_checked()  # the slot keeps a part mask, now with the stroke
 
 
 def test_pose_maker_draws_the_chosen_pose(running_app, tmp_path) -> None:  # noqa: F811
@@ -120,6 +131,9 @@ def test_pose_maker_draws_the_chosen_pose(running_app, tmp_path) -> None:  # noq
         preset.click()
         page.get_by_role("option", name="waving").click()
         page.wait_for_function(f"({pose_source}).length > 0", timeout=20_000)
+        # the preset's answer also sets the sliders: wait until the view slider shows its value
+        yaw = dict(zip((control.name for control in CONTROLS), control_values("waving"), strict=True))["yaw"]
+        page.wait_for_function(f"Number(document.querySelector('#pose-yaw input[type=number]').value) === {yaw}", timeout=20_000)
         first = page.evaluate(pose_source)
         set_slider(page, "pose-yaw", 120)
         page.wait_for_function(f"({pose_source}) !== {first!r}", timeout=20_000)

@@ -40,6 +40,8 @@ CSS = """
 }
 """
 
+SHOW_MASK_PANEL = "() => document.querySelector('#mask-panel').scrollIntoView({block: 'center'})"
+
 
 def part_slot(label: str) -> dict[str, gr.components.Component]:
     """One image per part: upload into it; it then shows the reference with its mask over it."""
@@ -232,7 +234,7 @@ def build_demo(handlers: Handlers) -> gr.Blocks:
                 partial(handlers.mask_to_edit, label), part, [staged, editing, mask_title], api_visibility="private"
             ).success(empty_editors, None, editor, api_visibility="private").then(
                 lambda value: (value, gr.update(visible=True)), staged, [editor, mask_panel], api_visibility="private"
-            )
+            ).then(None, js=SHOW_MASK_PANEL)
         automatic.click(handlers.automatic_mask, [editing, editor], staged, api_visibility="private").success(
             empty_editors, None, editor, api_visibility="private"
         ).then(lambda value: value, staged, editor, api_visibility="private")
