@@ -418,3 +418,11 @@ def test_a_json_request_with_its_files_generates_like_the_form(handlers, tmp_pat
     ]:
         with pytest.raises(gr.Error, match=re.escape(message)):
             asyncio.run(handlers.generate_from_json(text, files, gr.Request(session_hash="api"), gr.Progress()))
+
+
+def test_an_unreadable_pose_sent_to_generate_is_named(handlers, tmp_path) -> None:
+    corrupt = tmp_path / "upload.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    with pytest.raises(gr.Error, match="The pose: 'my_pose.png' is not a readable image"):
+        run_generation(handlers, *generate_args(face_slots(), {"path": str(corrupt), "orig_name": "my_pose.png"}))
+    assert not list(settings.OUTPUT_DIR.glob("*/*"))

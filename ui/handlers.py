@@ -318,8 +318,9 @@ class Handlers:
         return random.randrange(MAX_SEED + 1)
 
     async def generate(self, request: gr.Request, progress: gr.Progress = gr.Progress(), *values) -> tuple:
-        """The Generate button: `values` are GENERATE_INPUTS' values, in that order. Gradio passes
-        `request` and `progress` itself (it fills only parameters placed before `*values`)."""
+        """The Generate button: `values` are GENERATE_INPUTS' values, in that order, not preprocessed
+        (the pose arrives as Gradio's file payload). Gradio passes `request` and `progress` itself (it
+        fills only parameters placed before `*values`)."""
         form = dict(zip(GENERATE_INPUTS, values, strict=True))
         return await self._generate(request, progress, partial(self._request_from_form, form))
 
@@ -400,7 +401,13 @@ class Handlers:
             raise gr.Error(str(error)) from None
         chosen = {name: form[name] for name in ("steps", "guidance_scale", "height", "width", "num_images")}
         chosen |= {"prompt": form["prompt"] or "", "negative_prompt": form["negative_prompt"] or ""}
-        return self._write_request(run, parts, form["pose"], {**chosen, "seed": seed, "scheduler": settings.SCHEDULER_CHOICES[scheduler]})
+        pose = form["pose"]
+        if pose is not None:  # Gradio's file payload (not preprocessed: an unreadable file gets our sentence)
+            try:
+                pose = read_upload(pose, "The pose")
+            except ValueError as error:
+                raise gr.Error(str(error)) from None
+        return self._write_request(run, parts, pose, {**chosen, "seed": seed, "scheduler": settings.SCHEDULER_CHOICES[scheduler]})
 
     def _request_from_json(self, text: str | None, files: list[str] | None, run: Path) -> GenerationRequest:
         try:

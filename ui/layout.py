@@ -276,6 +276,7 @@ def build_demo(handlers: Handlers) -> gr.Blocks:
             concurrency_limit=settings.GENERATION_CONCURRENCY,
             concurrency_id="generation",
             api_name="generate",
+            preprocess=False,  # the pose is read by the handler, so that a bad file gets a sentence
         )
         json_generation = generate_json.click(
             handlers.generate_from_json,
