@@ -201,7 +201,7 @@ def build_demo(handlers: Handlers) -> gr.Blocks:
                             settings.MIN_SIDE, settings.MAX_SIDE, value=defaults["width"], step=8, label="Width", elem_id="width"
                         )
                     with gr.Row():
-                        controls["num_images"] = gr.Slider(1, settings.MAX_IMAGES, value=1, step=1, label="Images")
+                        controls["num_images"] = gr.Slider(1, settings.MAX_IMAGES, value=defaults["num_images"], step=1, label="Images")
                         controls["scheduler"] = gr.Dropdown(
                             list(settings.SCHEDULER_CHOICES), value=settings.scheduler_shown(defaults["scheduler"]), label="Scheduler"
                         )
