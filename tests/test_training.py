@@ -177,3 +177,10 @@ def test_fine_tuning_starts_from_a_released_layout_checkpoint(released_checkpoin
     for name in ("unet", "pose_guider"):
         before, after = getattr(start, name).state_dict(), getattr(tuned, name).state_dict()
         assert not all(torch.equal(before[key], after[key]) for key in before)
+
+
+def test_a_cosine_rate_decays_to_zero_at_the_last_step(dataset, tmp_path):
+    train(tiny_config(dataset, tmp_path / "run", lr_scheduler="cosine", vae_steps=0, vae_decoder_steps=0))
+    with (tmp_path / "run" / "log.csv").open() as file:
+        rates = [float(row["lr"]) for row in csv.DictReader(file)]
+    assert len(rates) == 4 and rates == sorted(rates, reverse=True) and rates[0] < 2e-3 and rates[-1] == pytest.approx(0.0, abs=1e-12)
