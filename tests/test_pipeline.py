@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from diffusers import DPMSolverMultistepScheduler, EulerDiscreteScheduler
+from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
 
 from parts2whole import PART_LABELS
 from parts2whole.reference import active_bank
@@ -189,3 +189,52 @@ def test_model_cpu_offload_path_gives_the_same_image(pipe) -> None:
     expected = pipe(**call_kwargs(3)).images
     pipe.enable_model_cpu_offload(device="cpu")
     np.testing.assert_allclose(pipe(**call_kwargs(3)).images, expected, atol=1e-6)
+
+
+SCHEDULER_INPUTS: list[torch.Tensor] = []
+
+
+class RecordingDDIM(DDIMScheduler):
+    """DDIM that records each step's noise prediction (what the guidance combined) in
+    SCHEDULER_INPUTS: the pipeline runs a copy of the scheduler it is given."""
+
+    def step(self, model_output, timestep, sample, *args, **kwargs):
+        SCHEDULER_INPUTS.append(model_output.clone())
+        return super().step(model_output, timestep, sample, *args, **kwargs)
+
+
+@pytest.mark.parametrize("guidance_scale", [3.0, 7.5])
+def test_guidance_combines_uncond_first_rows_with_the_scale(pipe, guidance_scale) -> None:
+    """A UNet whose row r predicts the constant r + 1 (a forward hook replaces its output): with two
+    images, rows 0-1 are the unconditional branch and rows 2-3 the conditional one, so image j must
+    get (j + 1) + s * ((j + 3) - (j + 1)). Swapped halves or an ignored scale give other numbers."""
+    contexts = []
+
+    def stub(module, args, kwargs, output):
+        contexts.append(kwargs["encoder_hidden_states"].clone())
+        rows = torch.arange(1, output.sample.shape[0] + 1, dtype=output.sample.dtype).view(-1, 1, 1, 1)
+        return type(output)(sample=rows.expand_as(output.sample).clone())
+
+    scheduler = RecordingDDIM.from_config(pipe.scheduler.config)
+    SCHEDULER_INPUTS.clear()
+    handle = pipe.unet.register_forward_hook(stub, with_kwargs=True)
+    try:
+        pipe(**call_kwargs(2, guidance_scale=guidance_scale, num_images_per_prompt=2, negative_prompt="blurry"), scheduler=scheduler)
+    finally:
+        handle.remove()
+    assert len(SCHEDULER_INPUTS) == 2  # one per step
+    for prediction in SCHEDULER_INPUTS:
+        for image in range(2):
+            assert torch.all(prediction[image] == (image + 1) + guidance_scale * 2.0)
+    # the unconditional rows (the first half) hold the negative prompt and zero image tokens; the
+    # conditional rows the prompt and the parts' image tokens (texts encoded here, not by the pipeline)
+    tokens = pipe.tokenizer(["blurry", "a person standing"], padding="max_length", max_length=pipe.tokenizer.model_max_length,
+                            truncation=True, return_tensors="pt")  # fmt: skip
+    negative, prompt = pipe.text_encoder(tokens.input_ids)[0]
+    text_length = negative.shape[0]
+    for context in contexts:
+        assert context.shape[0] == 4
+        for row in (0, 1):
+            assert torch.allclose(context[row, :text_length], negative, atol=1e-5) and not context[row, text_length:].any()
+        for row in (2, 3):
+            assert torch.allclose(context[row, :text_length], prompt, atol=1e-5) and context[row, text_length:].abs().sum() > 0
