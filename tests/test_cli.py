@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from parts2whole import runtime
+from parts2whole import cli, runtime
 from parts2whole.cli import main
 from parts2whole.testing.inputs import HEIGHT, WIDTH, densepose_image, make_parts
 
@@ -217,3 +217,29 @@ def test_without_released_weights_the_mini_model_runs_at_its_own_defaults(releas
     assert Image.open(tmp_path / "out" / "job.png").size == (24, 40)
     settings = json.loads((tmp_path / "out" / "job.json").read_text())
     assert (settings["steps"], settings["guidance_scale"], settings["scheduler"]) == (2, 3.0, "dpm++2m")
+
+
+def test_out_of_gpu_memory_is_explained_and_the_next_line_runs(released_checkpoint, tmp_path, capsys, monkeypatch) -> None:
+    """A CUDA out-of-memory error in the UNet (raised by a forward hook, as a GPU would) on line 1."""
+    loaded = cli.load_pipeline
+
+    def load_with_one_failure(*args, **kwargs):
+        pipe = loaded(*args, **kwargs)
+        calls = []
+
+        def fail_once(module, inputs):
+            calls.append(1)
+            if len(calls) == 1:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+        pipe.unet.register_forward_pre_hook(fail_once)
+        return pipe
+
+    monkeypatch.setattr(cli, "load_pipeline", load_with_one_failure)
+    entry = write_input(tmp_path)
+    (tmp_path / "two.jsonl").write_text(json.dumps(entry) + "\n" + json.dumps(entry) + "\n")
+    code = main([str(tmp_path / "two.jsonl"), "--out", str(tmp_path / "out"), "--weights", str(released_checkpoint[0]), "--device", "cpu"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "error in input 1: Out of GPU memory: try --low-vram, a smaller height and width, or fewer images.\n" in captured.err
+    assert captured.out.strip().endswith("two_0002.png")

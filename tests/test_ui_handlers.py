@@ -426,3 +426,23 @@ def test_an_unreadable_pose_sent_to_generate_is_named(handlers, tmp_path) -> Non
     with pytest.raises(gr.Error, match="The pose: 'my_pose.png' is not a readable image"):
         run_generation(handlers, *generate_args(face_slots(), {"path": str(corrupt), "orig_name": "my_pose.png"}))
     assert not list(settings.OUTPUT_DIR.glob("*/*"))
+
+
+def test_out_of_gpu_memory_gets_its_sentence_and_the_demo_goes_on(handlers) -> None:
+    """A CUDA out-of-memory error in the UNet (raised by a forward hook, as a GPU would)."""
+
+    def out_of_memory(module, inputs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    handle = handlers.models.pipeline().unet.register_forward_pre_hook(out_of_memory)
+    try:
+        with pytest.raises(gr.Error) as error:
+            run_generation(handlers, *generate_args(face_slots(), densepose_image()))
+    finally:
+        handle.remove()
+    assert error.value.message == (
+        "The GPU ran out of memory. Try a smaller size or fewer images, or restart the demo with `python app.py --low-vram`."
+    )
+    assert not list(settings.OUTPUT_DIR.glob("*/*"))
+    gallery, *_ = run_generation(handlers, *generate_args(face_slots(), densepose_image()))
+    assert Image.open(gallery[0][0]).size == (48, 64)
