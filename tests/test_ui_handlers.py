@@ -446,3 +446,27 @@ def test_out_of_gpu_memory_gets_its_sentence_and_the_demo_goes_on(handlers) -> N
     assert not list(settings.OUTPUT_DIR.glob("*/*"))
     gallery, *_ = run_generation(handlers, *generate_args(face_slots(), densepose_image()))
     assert Image.open(gallery[0][0]).size == (48, 64)
+
+
+def test_random_seed_draws_a_new_seed_each_time(handlers) -> None:
+    seeds = {run_generation(handlers, *generate_args(face_slots(), densepose_image(), seed=3, randomize=True))[1] for _ in range(3)}
+    assert len(seeds) == 3 and 3 not in seeds
+
+
+def test_the_chosen_scheduler_is_the_one_that_runs(handlers) -> None:
+    """The UNet's timesteps show which scheduler ran: DPM++ 2M's 2 steps are not DDIM's."""
+    unet = handlers.models.pipeline().unet
+    seen: list[int] = []
+    handle = unet.register_forward_pre_hook(lambda module, args: seen.append(int(args[1])))
+    try:
+        images = {}
+        for shown, name in (("DDIM", "ddim"), ("DPM++ 2M", "dpm++2m")):
+            seen.clear()
+            gallery, _, texts, _, _ = run_generation(handlers, *generate_args(face_slots(), densepose_image(), scheduler=shown))
+            expected = runtime.make_scheduler(name, handlers.models.pipeline().scheduler.config)
+            expected.set_timesteps(2)
+            assert seen == [int(t) for t in expected.timesteps] and json.loads(texts[0])["scheduler"] == name
+            images[name] = np.asarray(Image.open(gallery[0][0]), dtype=int)
+    finally:
+        handle.remove()
+    assert np.abs(images["ddim"] - images["dpm++2m"]).max() > 0
