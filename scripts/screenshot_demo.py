@@ -36,7 +36,7 @@ def main() -> None:
         page.locator("#generate").click()
         page.wait_for_selector("#results img", timeout=300_000)
         page.locator("#run-files").click()
-        page.wait_for_function("document.querySelector('#result-settings').innerText.includes('seed')", timeout=60_000)
+        page.wait_for_function("(document.querySelector('#result-settings')?.innerText || '').includes('seed')", timeout=60_000)
         print(f"generation shown after {time.perf_counter() - started:.1f} s")
         page.wait_for_timeout(1000)
         page.screenshot(path=args.out, full_page=True)

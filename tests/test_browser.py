@@ -31,7 +31,21 @@ def set_slider(page: Page, elem_id: str, value: int) -> None:
     field.wait_for(state="visible")
     field.fill(str(value))
     field.press("Tab")
-    page.wait_for_function(f"document.querySelector('#{elem_id} input[type=number]').value === '{value}'", timeout=10_000)
+    page.wait_for_function(f"document.querySelector('#{elem_id} input[type=number]')?.value === '{value}'", timeout=10_000)
+
+
+def open_settings(page: Page) -> None:
+    """Open the Settings accordion and wait until its sliders are mounted with their values (Gradio
+    mounts a closed accordion's children on opening; typing before they hold their values is lost).
+    The example leaves them at the page's defaults: the values in the page's config."""
+    page.locator("#settings").click()
+    for elem_id in ("steps", "height", "width"):
+        page.wait_for_function(
+            f"(() => {{ const shown = document.querySelector('#{elem_id} input[type=number]');"
+            f" const given = window.gradio_config.components.find(c => c.props.elem_id === '{elem_id}').props.value;"
+            f" return shown !== null && Number(shown.value) === given; }})()",
+            timeout=20_000,
+        )
 
 
 def screenshot_folder(tmp_path: Path) -> Path:
@@ -81,14 +95,14 @@ def test_click_an_example_and_generate(running_app, tmp_path, size) -> None:  # 
         assert in_view(page, "#generate"), f"Generate is not in view at {name} after an example is clicked"
         page.screenshot(path=shots / f"demo-{name}-example.png")
 
-        page.locator("#settings").click()
+        open_settings(page)
         set_slider(page, "steps", 2)
         set_slider(page, "height", 64)
         set_slider(page, "width", 64)
         page.locator("#generate").click()
         page.wait_for_selector("#results img", timeout=120_000)
         page.locator("#run-files").click()
-        page.wait_for_function("document.querySelector('#result-settings').innerText.includes('\"steps\": 2')", timeout=30_000)
+        page.wait_for_function("(document.querySelector('#result-settings')?.innerText || '').includes('\"steps\": 2')", timeout=30_000)
         settings_text = page.locator("#result-settings").inner_text()
         assert '"height": 64' in settings_text and '"width": 64' in settings_text and '"upper body clothes"' in settings_text
         page.locator("#generate").scroll_into_view_if_needed()
@@ -116,7 +130,7 @@ def test_edit_a_mask_in_place(running_app, tmp_path) -> None:  # noqa: F811
         page.screenshot(path=shots / "demo-mask-editor.png")
         page.locator("#save-mask").click()
         page.wait_for_selector("#mask-panel", state="hidden", timeout=30_000)
-        page.wait_for_function(f"document.querySelector('#upload-face img').src !== {before!r}", timeout=30_000)
+        page.wait_for_function(f"(document.querySelector('#upload-face img')?.src || {before!r}) !== {before!r}", timeout=30_000)
         assert not page.locator("#whole-face input").is_checked()  # the slot keeps a part mask, now with the stroke
 
 
@@ -133,7 +147,7 @@ def test_pose_maker_draws_the_chosen_pose(running_app, tmp_path) -> None:  # noq
         page.wait_for_function(f"({pose_source}).length > 0", timeout=20_000)
         # the preset's answer also sets the sliders: wait until the view slider shows its value
         yaw = dict(zip((control.name for control in CONTROLS), control_values("waving"), strict=True))["yaw"]
-        page.wait_for_function(f"Number(document.querySelector('#pose-yaw input[type=number]').value) === {yaw}", timeout=20_000)
+        page.wait_for_function(f"Number(document.querySelector('#pose-yaw input[type=number]')?.value) === {yaw}", timeout=20_000)
         first = page.evaluate(pose_source)
         set_slider(page, "pose-yaw", 120)
         page.wait_for_function(f"({pose_source}) !== {first!r}", timeout=20_000)
