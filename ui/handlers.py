@@ -64,7 +64,10 @@ def editor_value(part: Part | None) -> dict:
     if part is None:
         return {"background": None, "layers": [], "composite": None}
     layers = [] if part.mask is None else [mask_overlay(part.mask.resize(part.reference.size, Image.Resampling.NEAREST))]
-    return {"background": part.reference, "layers": layers, "composite": part_preview(part)}
+    composite = part.reference.copy()
+    for layer in layers:
+        composite.alpha_composite(layer)
+    return {"background": part.reference, "layers": layers, "composite": composite}
 
 
 def mask_overlay(mask: Image.Image) -> Image.Image:
@@ -112,12 +115,6 @@ def demo_limits() -> Limits:
     return Limits(max_side=settings.MAX_SIDE, max_steps=settings.MAX_STEPS, max_images=settings.MAX_IMAGES)
 
 
-def slot_index(label: str) -> int:
-    if label not in PART_LABELS:
-        raise gr.Error(f"Unknown part {label!r}; the parts are {', '.join(PART_LABELS)}.")
-    return PART_LABELS.index(label)
-
-
 @dataclass
 class Handlers:
     models: Models
@@ -162,7 +159,8 @@ class Handlers:
             raise gr.Error(f"Upload a {label} image first.")
         upscaled = self._upscale(part.reference)
         mask = None if part.mask is None else part.mask.resize(upscaled.size, Image.Resampling.NEAREST)
-        return Part(upscaled, mask), part_preview(Part(upscaled, mask))
+        upscaled_part = Part(upscaled, mask)
+        return upscaled_part, part_preview(upscaled_part)
 
     def _upscale(self, reference: Image.Image) -> Image.Image:
         try:
@@ -210,7 +208,7 @@ class Handlers:
         background = (value or {}).get("background")
         if not label or background is None:
             raise gr.Error("Open a slot's mask with 'Edit mask' first.")
-        index = slot_index(label)
+        index = PART_LABELS.index(label)  # `label` is the editor's own state, set by mask_to_edit
         if parts[index] is None:
             raise gr.Error(f"The {label} slot was emptied meanwhile: upload its image again.")
         reference = parts[index].reference

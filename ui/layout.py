@@ -45,7 +45,7 @@ SHOW_MASK_PANEL = "() => document.querySelector('#mask-panel').scrollIntoView({b
 
 def part_slot(label: str) -> dict[str, gr.components.Component]:
     """One image per part: upload into it; it then shows the reference with its mask over it."""
-    name = LABEL_FOLDERS[label]
+    name, slug = LABEL_FOLDERS[label], label.replace(" ", "-")
     with gr.Group(elem_classes="slot"):
         gr.Markdown(f"**{label.capitalize()}**", elem_classes="slot-title")
         image = gr.Image(
@@ -57,11 +57,11 @@ def part_slot(label: str) -> dict[str, gr.components.Component]:
             sources=("upload", "clipboard"),
             placeholder="Drop an image",
             buttons=[],
-            elem_id=f"upload-{label.replace(' ', '-')}",
+            elem_id=f"upload-{slug}",
         )
-        whole = gr.Checkbox(label=WHOLE_IMAGE, value=False, container=False, elem_id=f"whole-{label.replace(' ', '-')}")
+        whole = gr.Checkbox(label=WHOLE_IMAGE, value=False, container=False, elem_id=f"whole-{slug}")
         with gr.Row(equal_height=True):
-            edit = gr.Button("Edit mask", size="sm", min_width=0, elem_id=f"edit-{label.replace(' ', '-')}")
+            edit = gr.Button("Edit mask", size="sm", min_width=0, elem_id=f"edit-{slug}")
             upscale = gr.Button("Upscale x4", size="sm", min_width=0)
     return {name: gr.State(), f"{name}_preview": image, f"{name}_whole": whole, f"{name}_edit": edit, f"{name}_upscale": upscale}
 
@@ -98,6 +98,11 @@ def pose_photo() -> gr.Image:
             elem_id="pose-photo",
         )
     return photo
+
+
+def hidden() -> dict:
+    """The update that hides a component (the mask panel, when it is saved, closed or left)."""
+    return gr.update(visible=False)
 
 
 def empty_editors() -> dict:
@@ -239,9 +244,9 @@ def build_demo(handlers: Handlers) -> gr.Blocks:
             empty_editors, None, editor, api_visibility="private"
         ).then(lambda value: value, staged, editor, api_visibility="private")
         save_mask.click(handlers.mask_saved, [editing, editor, *slots], slot_outputs, api_visibility="private").success(
-            lambda: gr.update(visible=False), None, mask_panel, api_visibility="private"
+            hidden, None, mask_panel, api_visibility="private"
         )
-        close_mask.click(lambda: gr.update(visible=False), None, mask_panel, api_visibility="private")
+        close_mask.click(hidden, None, mask_panel, api_visibility="private")
 
         pose, pose_preview = controls["pose"], controls["pose_preview"]
         pose.upload(handlers.pose_uploaded, pose, [pose, pose_preview], api_name="check_pose", preprocess=False)
@@ -267,7 +272,7 @@ def build_demo(handlers: Handlers) -> gr.Blocks:
         example_choice = gr.State()
         example_gallery.select(handlers.selected_index, None, example_choice, api_visibility="private").then(
             handlers.example_values, example_choice, [controls[name] for name in EXAMPLE_OUTPUTS], api_visibility="private"
-        ).then(lambda: gr.update(visible=False), None, mask_panel, api_visibility="private")
+        ).then(hidden, None, mask_panel, api_visibility="private")
         results_outputs = [results, controls["seed"], settings_texts, result_settings, archive]
         generation = run.click(
             handlers.generate,
