@@ -83,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
             failures += 1
             continue
         for path in write_results(images, request, args.out, stem):
-            print(path, flush=True)
+            # one write per line: under accelerate launch every process shares this stdout, and print's
+            # separate write of the newline let two processes' lines run together
+            sys.stdout.write(f"{path}\n")
+            sys.stdout.flush()
     failures = sum(gather_object([failures]))  # also waits for every process to finish its lines
     if len(inputs) > 1 and state.is_main_process:
         made = len(inputs) - failures
