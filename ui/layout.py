@@ -252,7 +252,7 @@ def build_demo(handlers: Handlers) -> gr.Blocks:
         pose.upload(handlers.pose_uploaded, pose, [pose, pose_preview], api_name="check_pose", preprocess=False)
         pose.clear(lambda: None, None, pose_preview, api_visibility="private")
         pose_gallery.select(handlers.pose_picked, None, [pose, pose_preview], api_visibility="private")
-        preset.input(
+        preset.select(
             handlers.preset_chosen,
             [preset, controls["height"], controls["width"]],
             [*pose_sliders, pose, pose_preview],
