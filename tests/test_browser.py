@@ -36,8 +36,9 @@ def set_slider(page: Page, elem_id: str, value: int) -> None:
 
 def open_settings(page: Page) -> None:
     """Open the Settings accordion and wait until its sliders are mounted with their values (Gradio
-    mounts a closed accordion's children on opening; typing before they hold their values is lost).
-    The example leaves them at the page's defaults: the values in the page's config."""
+    mounts a closed accordion's children on opening; typing before they hold their values is lost):
+    the values in the page's config. Open it before an example fills the sliders: a value sent to a
+    slider that is not mounted yet is applied when it mounts, and would overwrite what is typed then."""
     page.locator("#settings").click()
     for elem_id in ("steps", "height", "width"):
         page.wait_for_function(
@@ -89,13 +90,13 @@ def test_click_an_example_and_generate(running_app, tmp_path, size) -> None:  # 
     shots = screenshot_folder(tmp_path)
     name = f"{size[0]}x{size[1]}"
     with open_page(running_app[0], size) as page:
+        open_settings(page)  # before the example: see open_settings
         click_example(page)
         assert page.locator("#upload-whole-body-clothes img").count() == 0  # this example has no dress
         assert not page.locator("#whole-face input").is_checked()  # the face comes with its part mask
         assert in_view(page, "#generate"), f"Generate is not in view at {name} after an example is clicked"
         page.screenshot(path=shots / f"demo-{name}-example.png")
 
-        open_settings(page)
         set_slider(page, "steps", 2)
         set_slider(page, "height", 64)
         set_slider(page, "width", 64)
