@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
+from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
 from parts2whole import PART_LABELS
 from parts2whole.reference import active_bank
@@ -238,3 +239,31 @@ def test_guidance_combines_uncond_first_rows_with_the_scale(pipe, guidance_scale
             assert torch.allclose(context[row, :text_length], negative, atol=1e-5) and not context[row, text_length:].any()
         for row in (2, 3):
             assert torch.allclose(context[row, :text_length], prompt, atol=1e-5) and context[row, text_length:].abs().sum() > 0
+
+
+def test_unconditional_rows_self_attention_is_plain_and_conditional_rows_see_the_parts(pipe) -> None:
+    """Every self-attention layer of the denoising UNet, checked from the outside: with guidance and
+    two images the first 2 rows (counted here: images x 1) are the unconditional branch and must equal
+    plain self-attention of their own tokens (no parts); the conditional rows must not."""
+    num_images = 2
+    num_uncond = num_images  # one unconditional row per image
+    calls = []
+
+    def record(module, args, kwargs, output):
+        calls.append((module, args[0].clone(), output.clone()))
+
+    layers = [m for m in pipe.unet.modules() if isinstance(m, Attention) and not m.is_cross_attention]
+    handles = [layer.register_forward_hook(record, with_kwargs=True) for layer in layers]
+    try:
+        pipe(**call_kwargs(3, guidance_scale=3.0, num_images_per_prompt=num_images))
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert len(calls) == 2 * len(layers)  # every layer, both steps
+    plain = AttnProcessor2_0()
+    for module, hidden_states, output in calls:
+        assert hidden_states.shape[0] == 2 * num_images
+        with torch.no_grad():
+            expected = plain(module, hidden_states)
+        torch.testing.assert_close(output[:num_uncond], expected[:num_uncond], rtol=1e-5, atol=1e-5)
+        assert (output[num_uncond:] - expected[num_uncond:]).abs().max() > 1e-3
