@@ -74,7 +74,10 @@ def test_wrong_types_and_shapes_are_refused() -> None:
 
 
 def test_labels_are_put_in_canonical_order() -> None:
-    assert order_labels(["shoes", "face"]) == ["face", "shoes"]
+    """Head to toe, whatever the given order; the pair is one whose alphabetical order differs."""
+    assert order_labels(["upper body clothes", "hair or headwear"]) == ["hair or headwear", "upper body clothes"]
+    given = ["shoes", "whole body clothes", "face", "lower body clothes"]
+    assert order_labels(given) == ["face", "lower body clothes", "whole body clothes", "shoes"] != sorted(given)
 
 
 def test_order_labels_still_refuses_no_parts() -> None:

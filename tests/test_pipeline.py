@@ -6,9 +6,8 @@ import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
-from parts2whole import PART_LABELS
 from parts2whole.reference import active_bank
-from parts2whole.testing.inputs import HEIGHT, WIDTH, call_kwargs, make_parts, rectangle_mask
+from parts2whole.testing.inputs import HEIGHT, WIDTH, call_kwargs, make_parts, noise_image, rectangle_mask
 
 
 def record_inputs(module: torch.nn.Module) -> list[dict]:
@@ -18,14 +17,29 @@ def record_inputs(module: torch.nn.Module) -> list[dict]:
     return calls
 
 
-def test_each_label_is_encoded_with_its_own_text(pipe) -> None:
+def encode_directly(pipe, texts: list[str]) -> torch.Tensor:
+    """The text encoder's last hidden states of `texts`, computed here rather than by the pipeline."""
+    tokens = pipe.tokenizer(texts, padding="max_length", max_length=pipe.tokenizer.model_max_length,
+                            truncation=True, return_tensors="pt")  # fmt: skip
+    with torch.no_grad():
+        return pipe.text_encoder(tokens.input_ids)[0]
+
+
+def test_each_label_is_encoded_with_its_own_text_in_head_to_toe_order(pipe) -> None:
+    """Parts given as shoes, hair, upper body: the appearance encoder's rows are hair, upper body,
+    shoes (head to toe, not the given order nor the alphabetical one: hair, shoes, upper), each
+    row with its own label's text and its own reference: changing the shoes' image changes row 2 only."""
+    given = ["shoes", "hair or headwear", "upper body clothes"]
+    head_to_toe = ["hair or headwear", "upper body clothes", "shoes"]
+    assert head_to_toe != sorted(given)
+    appearance = {label: noise_image(20 + i, (32, 40)) for i, label in enumerate(given)}
     calls = record_inputs(pipe.reference_unet)
-    pipe(**call_kwargs(3))
-    label_embeds = calls[0]["encoder_hidden_states"]
-    expected = pipe.encode_text(list(PART_LABELS[:3]), torch.device("cpu"))
-    torch.testing.assert_close(label_embeds, expected)
-    assert not torch.allclose(label_embeds[0], label_embeds[1])
+    pipe(**call_kwargs(appearance=appearance, mask=None))
     assert len(calls) == 1, "the appearance encoder runs once per generation"
+    torch.testing.assert_close(calls[0]["encoder_hidden_states"], encode_directly(pipe, head_to_toe), rtol=0, atol=1e-6)
+    pipe(**call_kwargs(appearance={**appearance, "shoes": noise_image(99, (32, 40))}, mask=None))
+    changed = (calls[0]["args"][0] - calls[1]["args"][0]).flatten(1).abs().amax(1)
+    assert changed[2] > 1e-3 and changed[:2].max() == 0
 
 
 def test_prompt_is_the_users_prompt(pipe) -> None:
@@ -33,8 +47,8 @@ def test_prompt_is_the_users_prompt(pipe) -> None:
     pipe(**call_kwargs(2, prompt="a tall woman", negative_prompt="blurry"))
     context = calls[0]["encoder_hidden_states"]
     assert context.shape[:2] == (2, 77 + 6)
-    torch.testing.assert_close(context[1:, :77], pipe.encode_text(["a tall woman"], torch.device("cpu")))
-    torch.testing.assert_close(context[:1, :77], pipe.encode_text(["blurry"], torch.device("cpu")))
+    torch.testing.assert_close(context[1:, :77], encode_directly(pipe, ["a tall woman"]))
+    torch.testing.assert_close(context[:1, :77], encode_directly(pipe, ["blurry"]))
     assert not context[:1, 77:].any(), "the unconditional branch has all-zero image tokens"
     assert context[1:, 77:79].abs().sum(-1).gt(0).all() and not context[1:, 79:].any()
 
@@ -229,9 +243,7 @@ def test_guidance_combines_uncond_first_rows_with_the_scale(pipe, guidance_scale
             assert torch.all(prediction[image] == (image + 1) + guidance_scale * 2.0)
     # the unconditional rows (the first half) hold the negative prompt and zero image tokens; the
     # conditional rows the prompt and the parts' image tokens (texts encoded here, not by the pipeline)
-    tokens = pipe.tokenizer(["blurry", "a person standing"], padding="max_length", max_length=pipe.tokenizer.model_max_length,
-                            truncation=True, return_tensors="pt")  # fmt: skip
-    negative, prompt = pipe.text_encoder(tokens.input_ids)[0]
+    negative, prompt = encode_directly(pipe, ["blurry", "a person standing"])
     text_length = negative.shape[0]
     for context in contexts:
         assert context.shape[0] == 4
