@@ -1,9 +1,11 @@
 """DensePose checks, SegFormer part masks and Real-ESRGAN upscaling, on tiny saved weights."""
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from parts2whole.densepose import densepose_preview, densepose_problems, part_palette
@@ -11,7 +13,7 @@ from parts2whole.labels import PART_LABELS
 from parts2whole.part_masks import PART_CLASSES, PartMasker, mask_of
 from parts2whole.testing.inputs import noise_image, rectangle_mask
 from parts2whole.testing.tiny_models import write_tiny_realesrgan, write_tiny_segformer
-from parts2whole.upscale import Upscaler
+from parts2whole.upscale import Upscaler, import_realesrgan
 from ui.examples import load_poses
 
 
@@ -81,3 +83,41 @@ def test_upscaler_reads_the_network_size_from_the_weights(tmp_path) -> None:
     cut_out.putalpha(rectangle_mask((20, 20), (0.0, 0.0, 0.5, 1.0)))
     alpha = np.asarray(upscaler(cut_out).getchannel("A"))
     assert alpha[:, :36].min() == 255 and alpha[:, 44:].max() == 0  # the mask keeps its place
+
+
+def write_colour_keeping_realesrgan(path: Path) -> None:
+    """An RRDBNet x4 that keeps colours: every convolution passes the 3 colour channels straight on
+    (the RRDB trunk adds zero), except `conv_hr`, a 3 x 3 box blur of each channel, so the output
+    is a blurred nearest-neighbour x4 of the input and a tile cut without enough padding shows."""
+    _, RRDBNet = import_realesrgan()
+    network = RRDBNet(num_in_ch=3, num_out_ch=3, num_feat=8, num_block=1, num_grow_ch=32, scale=4)
+    with torch.no_grad():
+        for parameter in network.parameters():
+            parameter.zero_()
+        for conv in (network.conv_first, network.conv_up1, network.conv_up2, network.conv_last):
+            for channel in range(3):
+                conv.weight[channel, channel, 1, 1] = 1.0
+        for channel in range(3):
+            network.conv_hr.weight[channel, channel] = 1.0 / 9.0
+    torch.save({"params_ema": network.state_dict()}, path)
+
+
+def test_upscaler_keeps_colours_and_alpha_in_place_and_tiles_without_seams(tmp_path) -> None:
+    """A coloured RGBA reference (red, green, blue and yellow quadrants; the right half transparent)
+    through a colour-keeping network: each quadrant keeps its colour (RGB, not BGR), the alpha
+    stays on the left, and 16-pixel tiles give what one pass gives."""
+    write_colour_keeping_realesrgan(tmp_path / "keep.pth")
+    colours = np.array([[[255, 0, 0], [0, 255, 0]], [[0, 0, 255], [255, 255, 0]]], dtype=np.uint8)
+    rgb = colours.repeat(20, axis=0).repeat(24, axis=1)  # 40 x 48: quadrants of 20 x 24
+    rgba = Image.fromarray(rgb).convert("RGBA")
+    rgba.putalpha(rectangle_mask(rgba.size, (0.0, 0.0, 0.5, 1.0)))
+    tiled = Upscaler(tmp_path / "keep.pth", tile=16)(rgba)
+    whole = Upscaler(tmp_path / "keep.pth", tile=0)(rgba)
+    assert tiled.size == whole.size == (192, 160) and tiled.mode == "RGBA"
+    pixels = np.asarray(tiled)
+    for row in range(2):
+        for column in range(2):
+            centre = pixels[80 * row + 40, 96 * column + 48]
+            np.testing.assert_allclose(centre[:3], colours[row, column], atol=1)
+    assert pixels[:, :92, 3].min() == 255 and pixels[:, 100:, 3].max() == 0
+    assert np.abs(pixels.astype(int) - np.asarray(whole).astype(int)).max() <= 1
