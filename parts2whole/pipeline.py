@@ -86,7 +86,10 @@ class Parts2WholePipeline(DiffusionPipeline):
     each giving what it gives alone.
     """
 
-    model_cpu_offload_seq = "text_encoder->image_encoder->reference_unet->pose_guider->unet->vae"
+    model_cpu_offload_seq = "text_encoder->image_encoder->pose_guider->vae->reference_unet->unet"
+    """The order `__call__` first uses the models in: accelerate's offload moves each model off the
+    device when the next one in this order starts, so the reference UNet and the VAE are off it
+    through the denoising loop (the VAE comes back for the decoding)."""
     _callback_tensor_inputs = ["latents"]
 
     def __init__(

@@ -200,10 +200,32 @@ def test_a_failed_call_leaves_nothing_behind(pipe) -> None:
     np.testing.assert_array_equal(pipe(**call_kwargs(2)).images, expected)
 
 
-def test_model_cpu_offload_path_gives_the_same_image(pipe) -> None:
+def test_model_cpu_offload_moves_each_model_on_in_the_order_that_frees_the_one_before(pipe) -> None:
+    """Model offload on the CPU: accelerate moves a model onto the execution device ("cpu:0") when it
+    is first used and offloads the model BEFORE IT IN `model_cpu_offload_seq` then (skipped on a CPU,
+    where nothing has to move). So the order in which the models are first moved on must be the
+    sequence itself, or a model that was used earlier stays on the GPU through the denoising loop.
+    The moves are recorded here; the image must be the one made without offload."""
     expected = pipe(**call_kwargs(3)).images
     pipe.enable_model_cpu_offload(device="cpu")
+    sequence = pipe.model_cpu_offload_seq.split("->")
+    assert sorted(sequence) == sorted(name for name, model in pipe.components.items() if isinstance(model, torch.nn.Module))
+    assert pipe._execution_device == torch.device("cpu", 0)
+    moved_on = []
+    for name in sequence:
+        model = getattr(pipe, name)
+        assert model._hf_hook.execution_device == torch.device("cpu", 0)
+        move = model.to
+
+        def recording_move(*args, name=name, move=move, **kwargs):
+            if torch.device(args[0]) == torch.device("cpu", 0):
+                moved_on.append(name)
+            return move(*args, **kwargs)
+
+        model.to = recording_move  # this test's own pipeline: nothing to restore
     np.testing.assert_allclose(pipe(**call_kwargs(3)).images, expected, atol=1e-6)
+    first_uses = list(dict.fromkeys(moved_on))
+    assert first_uses == sequence, f"models first used in the order {first_uses}"
 
 
 SCHEDULER_INPUTS: list[torch.Tensor] = []
