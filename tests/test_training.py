@@ -15,7 +15,7 @@ from parts2whole.synthetic import write_dataset
 from parts2whole.training.components import scratch_components
 from parts2whole.training.config import ModelConfig, TrainConfig
 from parts2whole.training.data import PartsDataset, collate
-from parts2whole.training.loop import StepBatches, train
+from parts2whole.training.loop import DETERMINISTIC_LOG_VARIANCE, StepBatches, make_accelerator, train, train_vae
 from parts2whole.training.step import draw_conditions, pack_image_tokens
 
 TINY_MODEL = ModelConfig(
@@ -61,6 +61,18 @@ def test_training_saves_a_model_that_loads_and_generates(dataset, tmp_path):
         structure={"densepose": str(sample.densepose)}, height=32, width=24, num_inference_steps=2,
     ).images[0]  # fmt: skip
     assert image.size == (24, 32)
+
+
+def test_a_deterministic_vae_keeps_its_spread_fixed_through_training(dataset, tmp_path):
+    """`vae_deterministic`: the posterior's log-variance is fixed (zero weights, a bias of
+    DETERMINISTIC_LOG_VARIANCE) and stays so through training: the spread stays tiny."""
+    config = tiny_config(dataset, tmp_path / "run", vae_deterministic=True, vae_decoder_steps=0,
+                         model=ModelConfig(**{**TINY_MODEL.__dict__, "vae_latent_channels": 4}))  # fmt: skip
+    vae = train_vae(config, make_accelerator(config))
+    weight, bias = vae.quant_conv.weight, vae.quant_conv.bias
+    assert weight[4:].abs().max() == 0 and torch.allclose(bias[4:], torch.full((4,), DETERMINISTIC_LOG_VARIANCE), atol=1e-3)
+    pixels = PartsDataset(dataset, "test", (32, 24))[0]["pixels"][None]
+    assert vae.encode(pixels).latent_dist.std.max() < 0.003
 
 
 def test_resumed_run_continues_as_an_uninterrupted_one(dataset, tmp_path):

@@ -39,7 +39,7 @@ def make_vae(config: ModelConfig) -> AutoencoderKL:
         down_block_types=("DownEncoderBlock2D",) * blocks,
         up_block_types=("UpDecoderBlock2D",) * blocks,
         block_out_channels=tuple(config.vae_channels),
-        layers_per_block=1,
+        layers_per_block=config.vae_layers_per_block,
         latent_channels=config.vae_latent_channels,
         norm_num_groups=min(32, config.vae_channels[0]),
     )

@@ -26,6 +26,7 @@ class ModelConfig:
     pose_guider_channels: list[int] = field(default_factory=lambda: [8, 16, 32, 64])
     vae_channels: list[int] = field(default_factory=lambda: [32, 64, 64, 64])
     vae_latent_channels: int = 4
+    vae_layers_per_block: int = 1
     zero_terminal_snr: bool = False  # docs/training.md: the noise schedule of a small latent
 
 
@@ -65,6 +66,7 @@ class TrainConfig:
     vae_learning_rate: float = 1e-3
     vae_batch_size: int = 16
     vae_kl_weight: float = 1e-6
+    vae_deterministic: bool = False  # decode the posterior mean, its spread fixed small (docs/training.md)
 
     @classmethod
     def load(cls, path: str | Path | None, overrides: list[str] = ()) -> "TrainConfig":

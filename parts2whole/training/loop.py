@@ -87,18 +87,35 @@ def training_data(
 # ------------------------------------------------------------------------------------ VAE stage
 
 
+DETERMINISTIC_LOG_VARIANCE = -12.0
+"""The fixed log-variance of a deterministic VAE's posterior: a spread of 0.0025, next to latents of
+spread about 1, so sampling it (as the main stage does) changes next to nothing."""
+
+
+def make_deterministic(vae: AutoencoderKL) -> None:
+    """Fix the posterior's log-variance (the second half of `quant_conv`'s outputs) to
+    `DETERMINISTIC_LOG_VARIANCE`: with the mean decoded in training it gets no gradient and stays so."""
+    latent_channels = vae.config.latent_channels
+    with torch.no_grad():
+        vae.quant_conv.weight[latent_channels:] = 0.0
+        vae.quant_conv.bias[latent_channels:] = DETERMINISTIC_LOG_VARIANCE
+
+
 class VaeObjective(torch.nn.Module):
     """A VAE's reconstruction and KL terms from one forward, so that DDP sees the whole computation.
-    With `decoder_only` the encoder runs without gradients: its latent space stays as it is."""
+    With `decoder_only` the encoder runs without gradients: its latent space stays as it is.
+    With `deterministic` the posterior mean is decoded (an autoencoder): no latent channel is
+    drowned in sampling noise while the decoder learns to use it."""
 
-    def __init__(self, vae: AutoencoderKL, decoder_only: bool) -> None:
+    def __init__(self, vae: AutoencoderKL, decoder_only: bool, deterministic: bool = False) -> None:
         super().__init__()
-        self.vae, self.decoder_only = vae, decoder_only
+        self.vae, self.decoder_only, self.deterministic = vae, decoder_only, deterministic
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.decoder_only):
             posterior = self.vae.encode(images).latent_dist
-        reconstruction = self.vae.decode(posterior.sample()).sample
+        latents = posterior.mean if self.deterministic else posterior.sample()
+        reconstruction = self.vae.decode(latents).sample
         return F.mse_loss(reconstruction.float(), images.float()), posterior.kl().mean()
 
 
@@ -108,7 +125,7 @@ def vae_stage(config: TrainConfig, accelerator: Accelerator, vae: AutoencoderKL,
     if decoder_only:
         vae.encoder.requires_grad_(False)
         vae.quant_conv.requires_grad_(False)
-    objective = VaeObjective(vae.train(), decoder_only)
+    objective = VaeObjective(vae.train(), decoder_only, config.vae_deterministic)
     trained = [parameter for parameter in objective.parameters() if parameter.requires_grad]
     optimizer = torch.optim.AdamW(trained, lr=config.vae_learning_rate)
     # Cosine decay to zero: a stage this short ends far better settled than at a constant rate.
@@ -120,7 +137,8 @@ def vae_stage(config: TrainConfig, accelerator: Accelerator, vae: AutoencoderKL,
     for step in tqdm(range(steps), desc=name, disable=not accelerator.is_main_process):
         with accelerator.autocast():
             reconstruction, kl = objective(next(batches)["pixels"].to(accelerator.device))
-            loss = reconstruction + (0.0 if decoder_only else config.vae_kl_weight) * kl
+            kl_weight = 0.0 if decoder_only or config.vae_deterministic else config.vae_kl_weight
+            loss = reconstruction + kl_weight * kl
         accelerator.backward(loss)
         optimizer.step()
         lr_scheduler.step()
@@ -142,7 +160,10 @@ def train_vae(config: TrainConfig, accelerator: Accelerator) -> AutoencoderKL:
     if (folder / "config.json").is_file():
         vae = AutoencoderKL.from_pretrained(folder)
     else:
-        vae = vae_stage(config, accelerator, scratch_components(config.model)["vae"], decoder_only=False)
+        vae = scratch_components(config.model)["vae"]
+        if config.vae_deterministic:
+            make_deterministic(vae)
+        vae = vae_stage(config, accelerator, vae, decoder_only=False)
         batches = training_data(config, None, 0, accelerator, config.vae_batch_size, with_references=False)
         with torch.no_grad():
             latents = [vae.encode(next(batches)["pixels"].to(accelerator.device)).latent_dist.mode() for _ in range(8)]
