@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from diffusers import DPMSolverMultistepScheduler
 from PIL import Image
 
-from parts2whole import cli, runtime
+from parts2whole import Parts2WholePipeline, cli, runtime
 from parts2whole.cli import main
 from parts2whole.testing.inputs import HEIGHT, WIDTH, densepose_image, make_parts
 
@@ -88,6 +89,28 @@ def test_jsonl_input_runs_every_line_with_one_process(released_checkpoint, tmp_p
         "batch_0002.png",
     ]
     assert json.loads((tmp_path / "out" / "batch_0002.json").read_text())["scheduler"] == "dpm++2m"
+
+
+def test_the_chosen_scheduler_is_the_one_that_runs(released_checkpoint, tmp_path, capsys) -> None:
+    """The image written for "dpm++2m" is the one DPM-Solver++ 2M makes (the pipeline called here
+    with that scheduler, same seed), and not the DDIM one."""
+    weights = str(released_checkpoint[0])
+    written = {}
+    for name in ("ddim", "dpm++2m"):
+        entry = write_input(tmp_path, scheduler=name)
+        (tmp_path / f"{name}.json").write_text(json.dumps(entry))
+        assert main([str(tmp_path / f"{name}.json"), "--out", str(tmp_path / "out"), "--weights", weights, "--device", "cpu"]) == 0
+        written[name] = np.asarray(Image.open(tmp_path / "out" / f"{name}.png"), dtype=int)
+    pipe = Parts2WholePipeline.from_pretrained(weights)
+    scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config, algorithm_type="dpmsolver++", solver_order=2)
+    image = pipe(
+        appearance={label: tmp_path / path for label, path in entry["appearance"].items()},
+        mask={label: tmp_path / path for label, path in entry["mask"].items()},
+        structure={"densepose": tmp_path / entry["structure"]["densepose"]},
+        height=HEIGHT, width=WIDTH, num_inference_steps=2, generator=torch.Generator().manual_seed(7), scheduler=scheduler,
+    ).images[0]  # fmt: skip
+    assert np.abs(written["dpm++2m"] - np.asarray(image, dtype=int)).max() <= 1
+    assert np.abs(written["dpm++2m"] - written["ddim"]).max() > 10
 
 
 def free_port() -> int:
