@@ -4,7 +4,7 @@
 
 Paths compared, all with classifier-free guidance (one unconditional and one conditional row):
 - fast: `SharedSelfAttnProcessor` (queries = own tokens, reference keys/values projected once per
-  generation, masked-out tokens folded into one biased zero key, unconditional row plain);
+  generation, masked-out tokens folded into one zero-valued key scored log(count), unconditional row plain);
 - plain: docs/method.md §4.3 as written: every reference token, zeros included, projected to keys/values
   at every step (with the same fused attention kernel as the fast path);
 - released: the authors' script: own and reference tokens concatenated as queries too, in both

@@ -79,8 +79,10 @@ class SharedSelfAttnProcessor:
     self-attention). The reference keys/values are projected once per generation (on first use,
     so that offloaded weights are already on the device) and kept in the bank's cache.
     Masked-out reference tokens are zero vectors and so zero keys and values: instead of carrying
-    them, one zero key stands for all of them with a log(count) score bias, which adds exactly
-    count * exp(0) to the softmax denominator and nothing to the numerator, as they would.
+    them, one zero-valued key stands for all of them with a score of log(count), which adds exactly
+    count * exp(0) to the softmax denominator and nothing to the numerator, as they would. The score
+    is carried by extra head dimensions (`fold_dimensions`), not by a float mask, so the attention
+    runs mask-free and the fused (flash, cuDNN) kernels stay available.
     Unconditional rows (the first `bank.num_uncond`) use plain self-attention.
 
     In a training batch (`bank.present` set) there is no cache and no folding: each row's keys and
@@ -112,10 +114,16 @@ class SharedSelfAttnProcessor:
 
         num_uncond = bank.num_uncond
         num_cond = hidden_states.shape[0] - num_uncond
-        ref_key, ref_value, score_bias = self.reference_keys_values(attn, bank, own_length=key.shape[2])
-        cond_key = torch.cat([key[num_uncond:], ref_key.expand(num_cond, -1, -1, -1)], dim=2)
-        cond_value = torch.cat([value[num_uncond:], ref_value.expand(num_cond, -1, -1, -1)], dim=2)
-        out = F.scaled_dot_product_attention(query[num_uncond:], cond_key, cond_value, attn_mask=score_bias)
+        head_dim = query.shape[-1]
+        ref_key, ref_value = self.reference_keys_values(attn, bank)
+        cond_query, own_key, own_value = query[num_uncond:], key[num_uncond:], value[num_uncond:]
+        extra = ref_key.shape[-1] - head_dim
+        if extra:  # the fold key's score: ones in the queries' extra dimensions, zeros in the own keys'
+            cond_query = F.pad(cond_query, (0, extra), value=1.0)
+            own_key, own_value = F.pad(own_key, (0, extra)), F.pad(own_value, (0, extra))
+        cond_key = torch.cat([own_key, ref_key.expand(num_cond, -1, -1, -1)], dim=2)
+        cond_value = torch.cat([own_value, ref_value.expand(num_cond, -1, -1, -1)], dim=2)
+        out = F.scaled_dot_product_attention(cond_query, cond_key, cond_value, scale=head_dim**-0.5)[..., :head_dim]
         if num_uncond:
             uncond = slice(0, num_uncond)
             uncond_out = F.scaled_dot_product_attention(query[uncond], key[uncond], value[uncond])
@@ -134,25 +142,31 @@ class SharedSelfAttnProcessor:
         keep = torch.cat([keep.new_ones(keep.shape[0], query.shape[2]), keep], dim=1)
         return F.scaled_dot_product_attention(query, key, value, attn_mask=keep[:, None, None])
 
-    def reference_keys_values(
-        self, attn: Attention, bank: ReferenceBank, own_length: int
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """The parts' keys and values (1, heads, L, d) and the score bias, from the cache or made once."""
+    def reference_keys_values(self, attn: Attention, bank: ReferenceBank) -> tuple[torch.Tensor, torch.Tensor]:
+        """The parts' keys and values (1, heads, L, d), from the cache or made once. With masked-out
+        tokens, the kept ones and the fold key, in d + `fold_dimensions(d)` dimensions."""
         if self.name not in bank.cache:
             features = bank.features[self.name]
             tokens = features.reshape(-1, features.shape[-1])
             nonzero = tokens.any(dim=-1)
             num_zero = int(tokens.shape[0] - nonzero.sum())
-            score_bias = None
+            ref_key = split_heads(attn, attn.to_k(tokens[nonzero][None]))
+            ref_value = split_heads(attn, attn.to_v(tokens[nonzero][None]))
             if num_zero:
-                kept = tokens[nonzero]
-                tokens = torch.cat([kept, kept.new_zeros(1, kept.shape[-1])])
-                score_bias = tokens.new_zeros(1, 1, 1, own_length + tokens.shape[0])
-                score_bias[..., -1] = math.log(num_zero)
-            ref_key = split_heads(attn, attn.to_k(tokens[None]))
-            ref_value = split_heads(attn, attn.to_v(tokens[None]))
-            bank.cache[self.name] = (ref_key, ref_value, score_bias)
+                head_dim = ref_key.shape[-1]
+                extra = fold_dimensions(head_dim)
+                fold_key = ref_key.new_zeros(*ref_key.shape[:2], 1, head_dim + extra)
+                fold_key[..., head_dim] = math.log(num_zero) * head_dim**0.5  # times the queries' 1, then the scale
+                ref_key = torch.cat([F.pad(ref_key, (0, extra)), fold_key], dim=2)
+                ref_value = F.pad(ref_value, (0, extra, 0, 1))
+            bank.cache[self.name] = (ref_key, ref_value)
         return bank.cache[self.name]
+
+
+def fold_dimensions(head_dim: int) -> int:
+    """Extra head dimensions that carry the fold key's score: at least one, and a multiple of 8 in all,
+    as the fused kernels want (flash attention rounds the head size up to 32, 64, 96... anyway)."""
+    return 8 - head_dim % 8
 
 
 class DecoupledCrossAttnProcessor(nn.Module):

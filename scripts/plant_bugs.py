@@ -16,8 +16,8 @@ BUGS = [  # (name, file, line as it is, the line with the bug, the tests that mu
     (
         "log(count) bias dropped",
         "parts2whole/attention.py",
-        "score_bias[..., -1] = math.log(num_zero)",
-        "score_bias[..., -1] = 0.0",
+        "fold_key[..., head_dim] = math.log(num_zero) * head_dim**0.5",
+        "fold_key[..., head_dim] = 0.0",
         "tests/test_fast_vs_plain.py",
     ),
     (

@@ -25,8 +25,17 @@ def test_fast_path_equals_plain_spec(pipe, num_parts: int, with_masks: bool, wit
     assert difference < 1e-4
 
 
-def test_masked_tokens_become_one_biased_zero_key(pipe) -> None:
-    """Zero (masked-out) reference tokens are dropped for one zero key biased by log(their count)."""
+def test_masked_tokens_become_one_zero_valued_key_scored_log_count(pipe, monkeypatch) -> None:
+    """Zero (masked-out) reference tokens are dropped for one key whose score is log(their count) for
+    every query and whose value is zero, carried by extra head dimensions; no attention gets a mask."""
+    masks_given = []
+    plain_sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def recording_sdpa(*args, **kwargs):
+        masks_given.append(kwargs.get("attn_mask"))
+        return plain_sdpa(*args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", recording_sdpa)
     for with_masks in (False, True):
         seen = []
 
@@ -38,17 +47,22 @@ def test_masked_tokens_become_one_biased_zero_key(pipe) -> None:
         pipe(**call_kwargs(2, with_masks, callback_on_step_end=inspect_bank))
         features, cache = seen[0]
         assert cache.keys() == features.keys()
-        for name, (ref_key, ref_value, score_bias) in cache.items():
+        for name, (ref_key, ref_value) in cache.items():
             tokens = features[name].reshape(-1, features[name].shape[-1])
             num_zero = int((~tokens.any(dim=-1)).sum())
+            head_dim = tokens.shape[-1] // ref_key.shape[1]  # channels / heads
             if not with_masks:
-                assert num_zero == 0 and score_bias is None and ref_key.shape[2] == tokens.shape[0]
+                assert num_zero == 0 and ref_key.shape[2] == tokens.shape[0] and ref_key.shape[-1] == head_dim
                 continue
-            assert num_zero > 0
-            assert ref_key.shape[2] == tokens.shape[0] - num_zero + 1
-            assert not ref_key[..., -1, :].any() and not ref_value[..., -1, :].any()
-            assert not score_bias[..., :-1].any()
-            assert score_bias[..., -1].item() == pytest.approx(math.log(num_zero))
+            assert num_zero > 0 and ref_key.shape[2] == tokens.shape[0] - num_zero + 1
+            assert ref_key.shape[-1] % 8 == 0 and ref_key.shape[-1] > head_dim
+            assert not ref_key[..., :-1, head_dim:].any() and not ref_value[..., head_dim:].any()
+            assert not ref_key[..., -1, :head_dim].any() and not ref_value[..., -1, :].any()
+            query = torch.ones(ref_key.shape[-1])  # a query's extra dimensions are ones; its own part does not matter
+            query[:head_dim] = torch.randn(head_dim)
+            score = (ref_key[0, :, -1] @ query) / math.sqrt(head_dim)
+            torch.testing.assert_close(score, torch.full_like(score, math.log(num_zero)))
+    assert masks_given and all(mask is None for mask in masks_given)
 
 
 @pytest.mark.parametrize(("height", "width"), [(64, 48), (768, 512), (776, 520), (512, 512), (1024, 768)])
