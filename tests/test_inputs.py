@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from parts2whole.labels import order_labels
-from parts2whole.preprocess import load_image, prepare_pose, prepare_reference, to_mask, to_rgba
+from parts2whole.preprocess import image_from_array, load_image, prepare_pose, prepare_reference, to_mask, to_rgba
 from parts2whole.testing.inputs import HEIGHT, WIDTH, call_kwargs, noise_image
 
 
@@ -180,3 +180,37 @@ def test_a_huge_jpeg_is_read_at_a_reduced_scale(tmp_path) -> None:
     Image.new("RGB", (9000, 6000), (200, 30, 40)).save(path, quality=50)
     image = load_image(path, "The face image")
     assert image.size == (4500, 3000) and image.getpixel((10, 10))[0] > 150
+
+
+@pytest.mark.parametrize(
+    ("array", "mode", "expected"),
+    [
+        (np.array([[0, 128, 255]], np.uint8), "L", [[0, 128, 255]]),
+        (np.array([[[0], [128], [255]]], np.uint8), "L", [[0, 128, 255]]),  # (H, W, 1) is greyscale
+        (np.array([[0, 257 * 100, 65535]], np.uint16), "L", [[0, 100, 255]]),  # 16-bit: / 257
+        (np.array([[False, True]]), "L", [[0, 255]]),
+        (np.array([[-0.5, 0.0, 0.5, 1.0, 2.0]], np.float32), "L", [[0, 0, 128, 255, 255]]),  # floats clipped to [0, 1]
+        (np.array([[0.25]], np.float64), "L", [[64]]),
+        (np.dstack([np.full((1, 2), v, np.uint8) for v in (10, 20, 30)]), "RGB", [[[10, 20, 30]] * 2]),
+        (np.dstack([np.full((1, 2), v, np.uint8) for v in (10, 20, 30, 40)]), "RGBA", [[[10, 20, 30, 40]] * 2]),
+    ],
+)
+def test_image_arrays_of_each_type_become_these_pixels(array, mode, expected) -> None:
+    image = image_from_array(array, "the 'face' image")
+    assert image.mode == mode
+    np.testing.assert_array_equal(np.asarray(image), np.asarray(expected, np.uint8))
+
+
+@pytest.mark.parametrize(
+    ("array", "message"),
+    [
+        (np.zeros((4, 4, 2), np.uint8), r"must be HxW, HxWx3 or HxWx4, got shape \(4, 4, 2\)"),
+        (np.zeros((4, 4, 5), np.uint8), r"must be HxW, HxWx3 or HxWx4, got shape \(4, 4, 5\)"),
+        (np.zeros((1, 4, 4, 1), np.uint8), r"must be HxW, HxWx3 or HxWx4, got shape \(1, 4, 4, 1\)"),
+        (np.zeros((4, 4), np.int32), "the 'face' image: unsupported image array type int32."),
+        (np.zeros((4, 4), np.complex64), "the 'face' image: unsupported image array type complex64."),
+    ],
+)
+def test_image_arrays_of_other_shapes_and_types_are_refused_with_a_sentence(array, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        image_from_array(array, "the 'face' image")
