@@ -28,12 +28,12 @@ from parts2whole.testing.tiny_models import tiny_tokenizer
 SD15_UNET = dict(block_out_channels=(320, 640, 1280, 1280), cross_attention_dim=768, attention_head_dim=8, layers_per_block=2)
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 APPEARANCE = {
-    "hair or headwear": EXAMPLES / "casual" / "hair_or_headwear.png",
-    "face": EXAMPLES / "casual" / "face.png",
-    "upper body clothes": EXAMPLES / "casual" / "upper_body_clothes.png",
-    "lower body clothes": EXAMPLES / "casual" / "lower_body_clothes.png",
-    "whole body clothes": EXAMPLES / "red_dress" / "whole_body_clothes.png",
-    "shoes": EXAMPLES / "casual" / "shoes.png",
+    "hair or headwear": EXAMPLES / "top_and_trousers" / "hair_headwear.png",
+    "face": EXAMPLES / "top_and_trousers" / "face.png",
+    "upper body clothes": EXAMPLES / "top_and_trousers" / "upper_body_clothes.png",
+    "lower body clothes": EXAMPLES / "top_and_trousers" / "lower_body_clothes.png",
+    "whole body clothes": EXAMPLES / "dress" / "whole_body_clothes.png",
+    "shoes": EXAMPLES / "top_and_trousers" / "shoes.png",
 }
 
 
@@ -89,7 +89,7 @@ def main() -> None:
     appearance = dict(list(APPEARANCE.items())[: args.parts])
     call = dict(
         appearance=appearance,
-        mask={"face": EXAMPLES / "casual" / "face_mask.png"} if "face" in appearance else None,
+        mask={"face": EXAMPLES / "top_and_trousers" / "face_mask.png"} if "face" in appearance else None,
         structure={"densepose": EXAMPLES / "poses" / "standing.png"},
         prompt="a person",
         height=768,

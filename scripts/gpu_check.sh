@@ -22,7 +22,7 @@ from pathlib import Path
 from parts2whole.testing.tiny_models import write_released_checkpoint
 write_released_checkpoint(Path("/tmp/tiny/parts2whole"))
 PY
-python3 -m parts2whole examples/casual/example.json --out /tmp/cli --weights /tmp/tiny --device cuda 2>&1 | grep -v "Loading weights"
-python3 -m parts2whole examples/red_dress/example.json --out /tmp/cli --weights /tmp/tiny --device cuda --low-vram 2>&1 | grep -v "Loading weights"
+python3 -m parts2whole examples/top_and_trousers/example.json --out /tmp/cli --weights /tmp/tiny --device cuda 2>&1 | grep -v "Loading weights"
+python3 -m parts2whole examples/dress/example.json --out /tmp/cli --weights /tmp/tiny --device cuda --low-vram 2>&1 | grep -v "Loading weights"
 ls -la /tmp/cli
 log done

@@ -41,7 +41,7 @@ def make_vae(config: ModelConfig) -> AutoencoderKL:
         block_out_channels=tuple(config.vae_channels),
         layers_per_block=config.vae_layers_per_block,
         latent_channels=config.vae_latent_channels,
-        norm_num_groups=min(32, config.vae_channels[0]),
+        norm_num_groups=min(config.vae_norm_groups, config.vae_channels[0]),
     )
 
 

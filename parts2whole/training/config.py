@@ -27,6 +27,7 @@ class ModelConfig:
     vae_channels: list[int] = field(default_factory=lambda: [32, 64, 64, 64])
     vae_latent_channels: int = 4
     vae_layers_per_block: int = 1
+    vae_norm_groups: int = 32  # at most; one group per channel at 32 channels normalises each colour feature away
     zero_terminal_snr: bool = False  # docs/training.md: the noise schedule of a small latent
 
 
