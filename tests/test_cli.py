@@ -113,6 +113,18 @@ def test_the_chosen_scheduler_is_the_one_that_runs(released_checkpoint, tmp_path
     assert np.abs(written["dpm++2m"] - written["ddim"]).max() > 10
 
 
+def test_fast_preset_applies_to_inputs_that_set_no_scheduler_and_steps(released_checkpoint, tmp_path, capsys) -> None:
+    """--fast: DPM++ 2M at 2/5 of the default steps (50 -> 20) where an input sets neither; an input's
+    own settings win."""
+    plain = {key: value for key, value in write_input(tmp_path).items() if key != "steps"}
+    own = write_input(tmp_path, steps=3, scheduler="ddim")
+    (tmp_path / "batch.jsonl").write_text(json.dumps(plain) + "\n" + json.dumps(own) + "\n")
+    weights = str(released_checkpoint[0])
+    assert main([str(tmp_path / "batch.jsonl"), "--out", str(tmp_path / "out"), "--weights", weights, "--device", "cpu", "--fast"]) == 0
+    made = [json.loads((tmp_path / "out" / f"batch_000{n}.json").read_text()) for n in (1, 2)]
+    assert [(m["scheduler"], m["steps"]) for m in made] == [("dpm++2m", 20), ("ddim", 3)]
+
+
 def free_port() -> int:
     """A port for the processes' rendezvous, so that concurrent runs do not meet on accelerate's default."""
     with socket.socket() as probe:

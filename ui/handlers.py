@@ -21,7 +21,7 @@ from parts2whole.body.presets import control_values, from_controls
 from parts2whole.densepose import densepose_preview, densepose_problems
 from parts2whole.labels import LABEL_FOLDERS, PART_LABELS, order_labels
 from parts2whole.preprocess import FRAMES, load_image, to_rgba
-from parts2whole.request import IMAGE_GROUPS, MAX_SEED, GenerationRequest, Limits, whole_number
+from parts2whole.request import IMAGE_GROUPS, MAX_SEED, GenerationRequest, Limits, fast_settings, whole_number
 from parts2whole.weights import fetch_command
 
 from . import outputs, settings
@@ -268,6 +268,12 @@ class Handlers:
             "landmarks (MediaPipe), not a DensePose network's output. Check it in the body parts view."
         )
         return iuv, densepose_preview(iuv)
+
+    @staticmethod
+    def speed_chosen(defaults: dict, choice: str) -> tuple[int, str]:
+        """The steps and shown scheduler of the chosen speed: the model's defaults, or the fast preset."""
+        chosen = fast_settings(defaults) if choice.startswith("Fast") else defaults
+        return chosen["steps"], settings.scheduler_shown(chosen["scheduler"])
 
     @classmethod
     def preset_chosen(cls, preset: str, height: float, width: float) -> list:

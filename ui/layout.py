@@ -10,6 +10,7 @@ import gradio as gr
 
 from parts2whole.body.presets import CONTROLS, PRESETS, control_values
 from parts2whole.labels import LABEL_FOLDERS, PART_LABELS
+from parts2whole.request import fast_settings
 
 from . import settings
 from .handlers import (
@@ -191,6 +192,14 @@ def build_demo(handlers: Handlers) -> gr.Blocks:
                     with gr.Row():
                         controls["seed"] = gr.Number(label="Seed", value=42, precision=0, minimum=0, maximum=2**31 - 1, elem_id="seed")
                         controls["random_seed"] = gr.Checkbox(label="Random seed", value=True, elem_id="random-seed")
+                    fast = fast_settings(defaults)
+                    speed = gr.Radio(
+                        [
+                            f"Default ({settings.scheduler_shown(defaults['scheduler'])}, {defaults['steps']} steps)",
+                            f"Fast ({settings.scheduler_shown(fast['scheduler'])}, {fast['steps']} steps)",
+                        ],
+                        value=None, label="Speed", elem_id="speed", info="sets the steps and the scheduler below",
+                    )  # fmt: skip
                     with gr.Row():
                         controls["steps"] = gr.Slider(
                             1, settings.MAX_STEPS, value=defaults["steps"], step=1, label="Steps", elem_id="steps"
@@ -252,6 +261,7 @@ def build_demo(handlers: Handlers) -> gr.Blocks:
         pose.upload(handlers.pose_uploaded, pose, [pose, pose_preview], api_name="check_pose", preprocess=False)
         pose.clear(lambda: None, None, pose_preview, api_visibility="private")
         pose_gallery.select(handlers.pose_picked, None, [pose, pose_preview], api_visibility="private")
+        speed.input(partial(handlers.speed_chosen, defaults), speed, [controls["steps"], controls["scheduler"]], api_visibility="private")
         preset.select(
             handlers.preset_chosen,
             [preset, controls["height"], controls["width"]],
