@@ -477,3 +477,42 @@ def test_speed_sets_the_fast_preset_or_the_models_defaults() -> None:
     assert Handlers.speed_chosen(defaults, "Fast (DPM++ 2M, 20 steps)") == (20, "DPM++ 2M")
     assert Handlers.speed_chosen(defaults, "Default (DDIM, 50 steps)") == (50, "DDIM")
     assert Handlers.speed_chosen({"steps": 25, "scheduler": "ddim"}, "Fast (DPM++ 2M, 10 steps)") == (10, "DPM++ 2M")
+
+
+def test_painted_layers_make_an_exact_mask() -> None:
+    """Layers are unioned; a layer of another size is scaled without blending (no grey edge that
+    would grow the mask); any alpha and any colour above black is paint; the mask is 0/255 "L"."""
+    left = Image.new("RGBA", (8, 8))
+    left.paste((255, 0, 0, 255), (0, 0, 4, 8))
+    small = Image.new("RGBA", (4, 4))
+    small.paste((0, 255, 0, 255), (3, 3, 4, 4))  # one pixel: the bottom-right 2 x 2 block at 8 x 8
+    faint = Image.new("RGBA", (8, 8))
+    faint.putpixel((6, 0), (1, 0, 0, 1))
+    mask = mask_from_layers([left, small, faint], (8, 8))
+    expected = np.zeros((8, 8), np.uint8)
+    expected[:, :4] = 255
+    expected[6:, 6:] = 255
+    expected[0, 6] = 255
+    assert mask.mode == "L"
+    np.testing.assert_array_equal(np.asarray(mask), expected)
+
+
+def test_an_empty_slot_opens_an_empty_editor_and_a_mask_is_laid_on_its_reference() -> None:
+    assert editor_value(None) == {"background": None, "layers": [], "composite": None}
+    reference = noise_image(3, (8, 8)).convert("RGBA")
+    half = rectangle_mask((4, 4), (0.0, 0.0, 0.5, 1.0))  # smaller than the reference: scaled without blending
+    (layer,) = editor_value(Part(reference, half))["layers"]
+    assert layer.size == (8, 8)
+    np.testing.assert_array_equal(np.asarray(layer)[..., 3] > 0, np.asarray(rectangle_mask((8, 8), (0.0, 0.0, 0.5, 1.0))) > 0)
+    assert set(np.unique(np.asarray(layer)[..., 3])) == {0, 160}
+
+
+def test_saving_without_an_open_editor_is_refused_and_a_save_updates_every_slot_output() -> None:
+    face = Part(noise_image(6, (40, 30)).convert("RGBA"))
+    parts = [face if name == "face" else None for name in SLOT_NAMES]
+    staged, _, _ = Handlers.mask_to_edit("face", face)
+    for label, value in ((None, staged), ("face", None), ("face", {**staged, "background": None})):
+        with pytest.raises(gr.Error) as error:
+            Handlers.mask_saved(label, value, *parts)
+        assert error.value.message == "Open a slot's mask with 'Edit mask' first."
+    assert len(Handlers.mask_saved("face", staged, *parts)) == 3 * len(PART_LABELS)
