@@ -75,6 +75,18 @@ def test_a_deterministic_vae_keeps_its_spread_fixed_through_training(dataset, tm
     assert vae.encode(pixels).latent_dist.std.max() < 0.003
 
 
+def test_the_vae_stage_continues_a_saved_vae(dataset, tmp_path):
+    """`vae_init`: the stage starts from the saved VAE's weights (one step at a tiny rate moves them
+    only a little) rather than from a new one."""
+    first_config = tiny_config(dataset, tmp_path / "first", vae_decoder_steps=0)
+    first = train_vae(first_config, make_accelerator(first_config))
+    config = tiny_config(dataset, tmp_path / "second", vae_init=str(tmp_path / "first" / "vae"), vae_steps=1, vae_decoder_steps=0,
+                         vae_learning_rate=1e-6)  # fmt: skip
+    continued = train_vae(config, make_accelerator(config))
+    changes = [(continued.state_dict()[key] - tensor).abs().max() for key, tensor in first.state_dict().items()]
+    assert max(changes) < 1e-3 and max(changes) > 0
+
+
 def test_resumed_run_continues_as_an_uninterrupted_one(dataset, tmp_path):
     whole = tiny_config(dataset, tmp_path / "whole", max_steps=6)
     train(whole)

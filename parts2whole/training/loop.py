@@ -151,7 +151,8 @@ def vae_stage(config: TrainConfig, accelerator: Accelerator, vae: AutoencoderKL,
 
 
 def train_vae(config: TrainConfig, accelerator: Accelerator) -> AutoencoderKL:
-    """The model's own VAE: trained whole on the training targets (`vae_steps`), its `scaling_factor`
+    """The model's own VAE (new, or continued from `vae_init`): trained whole on the training targets
+    (`vae_steps`), its `scaling_factor`
     set so that its latents have unit spread (as 0.18215 does for Stable Diffusion's), then its
     decoder alone trained further (`vae_decoder_steps`), which leaves the latents unchanged.
     A stage whose result is saved in the output folder is not run again."""
@@ -160,9 +161,12 @@ def train_vae(config: TrainConfig, accelerator: Accelerator) -> AutoencoderKL:
     if (folder / "config.json").is_file():
         vae = AutoencoderKL.from_pretrained(folder)
     else:
-        vae = scratch_components(config.model)["vae"]
-        if config.vae_deterministic:
-            make_deterministic(vae)
+        if config.vae_init:
+            vae = AutoencoderKL.from_pretrained(config.vae_init)
+        else:
+            vae = scratch_components(config.model)["vae"]
+            if config.vae_deterministic:
+                make_deterministic(vae)
         vae = vae_stage(config, accelerator, vae, decoder_only=False)
         batches = training_data(config, None, 0, accelerator, config.vae_batch_size, with_references=False)
         with torch.no_grad():
