@@ -208,3 +208,21 @@ def test_a_cosine_rate_decays_to_zero_at_the_last_step(dataset, tmp_path):
     with (tmp_path / "run" / "log.csv").open() as file:
         rates = [float(row["lr"]) for row in csv.DictReader(file)]
     assert len(rates) == 4 and rates == sorted(rates, reverse=True) and rates[0] < 2e-3 and rates[-1] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_settings_read_numbers_as_yaml_writes_them_and_refuse_other_values(tmp_path):
+    """YAML reads 5e-4 (no dot) as a string: it is the number it spells. Anything else that is not a
+    number, and unknown names, are refused with a sentence (train.py prints it, no stack trace)."""
+    config = TrainConfig.load(None, ["learning_rate=5e-4", "max_steps=5e3", "ema_decay=null", "model={vae_latent_channels: 8}"])
+    assert config.learning_rate == 5e-4 and config.max_steps == 5000 and isinstance(config.max_steps, int) and config.ema_decay is None
+    assert config.model.vae_latent_channels == 8
+    for override, message in (
+        ("learning_rate=fast", "The setting learning_rate must be a number, got 'fast'."),
+        ("max_steps=2.5e0", "The setting max_steps must be a whole number, got '2.5e0'."),
+        ("learning_rate=nan", "The setting learning_rate must be a number, got 'nan'."),
+        ("model={vae_latent_channels: many}", "The setting vae_latent_channels must be a whole number, got 'many'."),
+        ("learning_rte=1", "Unknown training setting(s) ['learning_rte']"),
+    ):
+        with pytest.raises(ValueError) as error:
+            TrainConfig.load(None, [override])
+        assert str(error.value).startswith(message)

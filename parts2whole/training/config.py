@@ -5,6 +5,7 @@ The defaults are docs/method.md §6's for the released scale: loss on epsilon, f
 resized crops of scale 0.9-1.0 at 512 x 512.
 """
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -88,7 +89,30 @@ class TrainConfig:
         unknown = sorted(set(model) - {f.name for f in fields(ModelConfig)})
         if unknown:
             raise ValueError(f"Unknown model setting(s) {unknown}.")
-        return cls(**values, model=ModelConfig(**model))
+        return cls(**numbers_read(cls, values), model=ModelConfig(**numbers_read(ModelConfig, model)))
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def numbers_read(settings_class: type, values: dict) -> dict:
+    """`values` with the numeric settings checked: YAML reads 5e-4 or 5e3 (no dot) as strings, which
+    are taken as the numbers they spell; anything else that is not a number is refused with its name."""
+    numeric_kinds = {float: float, float | None: float, int: int, int | None: int}
+    kinds = {f.name: f.type for f in fields(settings_class)}
+    checked = dict(values)
+    for name, value in values.items():
+        numeric = numeric_kinds.get(kinds[name])
+        if numeric is None or value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+            continue
+        if isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                number = math.nan
+            if numeric is float and math.isfinite(number) or number.is_integer():
+                checked[name] = numeric(number)
+                continue
+        kind = "a number" if numeric is float else "a whole number"
+        raise ValueError(f"The setting {name} must be {kind}, got {value!r}.")
+    return checked
