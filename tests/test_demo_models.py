@@ -75,6 +75,8 @@ def test_upscaler_reads_the_network_size_from_the_weights(tmp_path) -> None:
     write_tiny_realesrgan(tmp_path / "RealESRGAN_x4plus.pth")
     upscaler = Upscaler(tmp_path / "RealESRGAN_x4plus.pth", tile=16)
     assert len(upscaler.upsampler.model.body) == 1 and upscaler.upsampler.half is False
+    write_tiny_realesrgan(tmp_path / "two_blocks.pth", num_block=2)
+    assert len(Upscaler(tmp_path / "two_blocks.pth").upsampler.model.body) == 2
     assert upscaler(noise_image(2, (20, 12))).size == (80, 48)
     rgba = upscaler(noise_image(3, (40, 36)).convert("RGBA"))  # larger than a tile: tiled
     assert rgba.size == (160, 144) and rgba.mode == "RGBA"

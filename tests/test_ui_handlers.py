@@ -516,3 +516,32 @@ def test_saving_without_an_open_editor_is_refused_and_a_save_updates_every_slot_
             Handlers.mask_saved(label, value, *parts)
         assert error.value.message == "Open a slot's mask with 'Edit mask' first."
     assert len(Handlers.mask_saved("face", staged, *parts)) == 3 * len(PART_LABELS)
+
+
+def test_a_json_request_applies_its_masks_and_names_each_problem(handlers, tmp_path) -> None:
+    face, mask, pose, corrupt = tmp_path / "face.png", tmp_path / "m.png", tmp_path / "pose.png", tmp_path / "bad.png"
+    face_part().reference.save(face)
+    rectangle_mask((48, 64), (0.0, 0.0, 0.5, 1.0)).save(mask)
+    densepose_image().save(pose)
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    files = [str(face), str(mask), str(pose), str(corrupt)]
+    request = {"appearance": {"face": "face.png"}, "mask": {"face": "m.png"}, "structure": {"densepose": "pose.png"},
+               "seed": 3, "steps": 2, "height": 64, "width": 48}  # fmt: skip
+
+    def generated(text: str | None, sent: list[str]) -> np.ndarray:
+        gallery, *_ = asyncio.run(handlers.generate_from_json(text, sent, gr.Request(session_hash="api"), gr.Progress()))
+        return np.asarray(Image.open(gallery[0][0]), dtype=int)
+
+    masked, unmasked = generated(json.dumps(request), files), generated(json.dumps({**request, "mask": {}}), files)
+    assert np.abs(masked - unmasked).max() > 0  # the mask sent is used
+    for text, sent, message in [
+        (None, files, "The request is not valid JSON (Expecting value at line 1, column 1)."),
+        ("[1]", files, "The request must be a JSON object (parts2whole.request's form)."),
+        (json.dumps(request), [], "The request's mask 'face' names 'm.png', which is not among the files sent (none)."),
+        (json.dumps({**request, "mask": {"face": "bad.png"}}), files, "The mask 'face' (bad.png)"),
+        (json.dumps({**request, "mask": ["m.png"]}), files, "'mask' must map names to image paths."),
+        (json.dumps({**request, "structure": {}}), files, "Add a pose: upload a DensePose map or pick one from the pose gallery."),
+    ]:
+        with pytest.raises(gr.Error) as error:
+            generated(text, sent)
+        assert error.value.message.startswith(message), error.value.message

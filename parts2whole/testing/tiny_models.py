@@ -182,13 +182,13 @@ def write_tiny_segformer(folder: Path, seed: int = 0) -> None:
     SegformerImageProcessor(size={"height": 64, "width": 64}).save_pretrained(folder)
 
 
-def write_tiny_realesrgan(path: Path, seed: int = 0) -> None:
-    """An RRDBNet x4 with one block and 8 features, saved like RealESRGAN_x4plus.pth ({'params_ema': ...})."""
+def write_tiny_realesrgan(path: Path, seed: int = 0, num_block: int = 1) -> None:
+    """An RRDBNet x4 with `num_block` blocks and 8 features, saved like RealESRGAN_x4plus.pth ({'params_ema': ...})."""
     from parts2whole.upscale import import_realesrgan
 
     _, RRDBNet = import_realesrgan()
     torch.manual_seed(seed)
-    network = RRDBNet(num_in_ch=3, num_out_ch=3, num_feat=8, num_block=1, num_grow_ch=32, scale=4)
+    network = RRDBNet(num_in_ch=3, num_out_ch=3, num_feat=8, num_block=num_block, num_grow_ch=32, scale=4)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"params_ema": network.state_dict()}, path)
 
