@@ -48,3 +48,22 @@ def test_at_most_a_fifth_of_the_body_may_have_an_index_above_24(out_of_range, fl
 def test_jpeg_slack_on_the_part_index(index, flagged) -> None:
     problems = densepose_problems(made_map(5000, body_index=index))
     assert any("part index" in problem for problem in problems) == flagged
+
+
+def test_each_problem_is_said_in_full() -> None:
+    assert densepose_problems(made_map(PIXELS)) == ["it shows no body: it is (almost) all black"]
+    assert densepose_problems(made_map(1000)) == [
+        "only 10% of it is black background; a DensePose map is black wherever there is no body"
+    ]
+    assert densepose_problems(made_map(5000, out_of_range=2500)) == [
+        "50% of its body pixels have a blue (part index) value above 24; DensePose part indices run from 1 to 24"
+    ]
+
+
+def test_a_greyscale_image_is_read_as_rgb() -> None:
+    """A white figure on black in mode "L": its blue channel is 255, far above any part index."""
+    grey = np.zeros((100, 100), np.uint8)
+    grey[20:80, 30:70] = 255
+    assert densepose_problems(Image.fromarray(grey)) == [
+        "100% of its body pixels have a blue (part index) value above 24; DensePose part indices run from 1 to 24"
+    ]

@@ -12,7 +12,7 @@ from transformers import CLIPTextModel, CLIPVisionModelWithProjection
 
 from parts2whole import Parts2WholePipeline, PoseGuider
 from parts2whole.attention import DecoupledCrossAttnProcessor
-from parts2whole.loading import WeightsNotFoundError, decoupled_attention_state
+from parts2whole.loading import DECOUPLED_ATTN_FILE, WeightsNotFoundError, decoupled_attention_state
 from parts2whole.testing.inputs import call_kwargs
 from parts2whole.testing.tiny_models import write_released_checkpoint
 
@@ -138,3 +138,10 @@ def test_incomplete_weights_folder_names_what_is_missing(tmp_path) -> None:
     (folder / "decoupled_attn.pth").unlink()
     with pytest.raises(WeightsNotFoundError, match=r"missing decoupled_attn\.pth.*download_weights"):
         Parts2WholePipeline.from_pretrained(folder)
+
+
+def test_pipeline_saves_into_a_new_nested_folder_with_pt_metadata(released_checkpoint, tmp_path) -> None:
+    pipe = Parts2WholePipeline.from_pretrained(released_checkpoint[0])
+    pipe.save_pretrained(tmp_path / "new" / "nested" / "model")
+    with safetensors.safe_open(tmp_path / "new" / "nested" / "model" / DECOUPLED_ATTN_FILE, "pt") as file:
+        assert file.metadata() == {"format": "pt"}

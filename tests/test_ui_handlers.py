@@ -545,3 +545,16 @@ def test_a_json_request_applies_its_masks_and_names_each_problem(handlers, tmp_p
         with pytest.raises(gr.Error) as error:
             generated(text, sent)
         assert error.value.message.startswith(message), error.value.message
+
+
+def test_an_uploaded_reference_gets_segformers_mask_of_its_label_or_a_warning(handlers) -> None:
+    """The slot's mask is SegFormer's for that label (the masker run here on the stored reference);
+    where SegFormer finds no such part, a warning and the whole image."""
+    part, _, whole = handlers.reference_uploaded("hair or headwear", noise_image(4, (300, 400)))  # large: not upscaled
+    expected = handlers.models.masker()(part.reference, "hair or headwear")
+    assert np.asarray(expected).any() and whole is False
+    np.testing.assert_array_equal(np.asarray(part.mask), np.asarray(expected))
+    with pytest.warns(UserWarning, match=re.escape("No face was found in the image: paint the part with 'Edit mask', or keep")):
+        part, _, whole = handlers.reference_uploaded("face", noise_image(5, (300, 400)))
+    assert part.mask is None and whole is True
+
