@@ -1,5 +1,6 @@
 """Seconds per image of a small model on the CPU (docs/PERFORMANCE.md): its default settings against
-the fast preset, in float32 and under bfloat16 autocast.
+the fast preset (and the released model's 50 DDIM steps against its fast preset's 20 DPM++ 2M
+steps), in float32 and under bfloat16 autocast.
 
     python bench/mini_cpu.py --weights runs/mini-run3/final [--repeats 5]
 
@@ -46,7 +47,12 @@ def main() -> None:
     request = replace(request, seed=0, num_images=1)
     pipe = load_pipeline(args.weights, "cpu", torch.float32)
     pipe.set_progress_bar_config(disable=True)
-    presets = {"default": {}, "fast": fast_settings(defaults)}
+    presets = {
+        "default": {},
+        "fast": fast_settings(defaults),
+        "released default (DDIM 50)": {"scheduler": "ddim", "steps": 50},
+        "released fast (DPM++ 2M 20)": fast_settings({"steps": 50}),
+    }
     rows = []
     for preset, changes in presets.items():
         chosen = replace(request, **changes)
