@@ -1,6 +1,8 @@
 """DensePose checks, SegFormer part masks and Real-ESRGAN upscaling, on tiny saved weights."""
 
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -123,3 +125,35 @@ def test_upscaler_keeps_colours_and_alpha_in_place_and_tiles_without_seams(tmp_p
             np.testing.assert_allclose(centre[:3], colours[row, column], atol=1)
     assert pixels[:, :92, 3].min() == 255 and pixels[:, 100:, 3].max() == 0
     assert np.abs(pixels.astype(int) - np.asarray(whole).astype(int)).max() <= 1
+
+
+def test_only_the_colours_go_through_the_network_in_bgr(tmp_path) -> None:
+    """Real-ESRGAN gets 3 channels in BGR order (cv2's) and the x4 scale; the alpha channel is a mask,
+    resized plainly, never run through the network (which would treat it as a colour channel)."""
+    write_colour_keeping_realesrgan(tmp_path / "keep.pth")
+    upscaler = Upscaler(tmp_path / "keep.pth", tile=0)
+    seen = []
+    enhance = upscaler.upsampler.enhance
+    upscaler.upsampler.enhance = lambda image, **kwargs: seen.append((image.copy(), kwargs)) or enhance(image, **kwargs)
+    rgba = Image.new("RGBA", (12, 8), (200, 100, 10, 128))
+    upscaler(rgba)
+    (image, kwargs), = seen
+    assert image.shape == (8, 12, 3) and tuple(image[0, 0]) == (10, 100, 200) and kwargs == {"outscale": 4}
+
+
+def test_basicsr_imports_in_a_fresh_interpreter_through_the_alias() -> None:
+    """Current torchvision has no `transforms.functional_tensor`, which basicsr imports: in a fresh
+    process (nothing imported yet) `import_realesrgan` registers it as an alias of the function
+    basicsr needs, and the import succeeds."""
+    code = (
+        "import importlib.util, sys, torchvision.transforms.functional as F\n"
+        "name = 'torchvision.transforms.functional_tensor'\n"
+        "missing = importlib.util.find_spec(name) is None\n"
+        "from parts2whole.upscale import import_realesrgan\n"
+        "import_realesrgan()\n"
+        "alias = sys.modules[name]\n"
+        "assert not missing or (alias.rgb_to_grayscale is F.rgb_to_grayscale and alias.__name__ == name)\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "ok", result.stderr[-2000:]
