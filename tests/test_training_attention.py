@@ -231,3 +231,19 @@ def test_gradient_checkpointing_gives_the_same_gradients() -> None:
     assert checkpointed.keys() == expected.keys()
     for name in expected:
         torch.testing.assert_close(checkpointed[name], expected[name], rtol=1e-5, atol=1e-7)
+
+
+@torch.no_grad()
+def test_a_unet_batch_other_than_the_training_batch_is_refused(models) -> None:
+    """Two people's parts in the bank, the UNet run on three rows: the rows cannot be matched to
+    their samples, so the first shared self-attention says so."""
+    unet, reference_unet, label_embeds = models
+    people = [make_person(1, [0, 2]), make_person(2, [1])]
+    with ReferenceBank().training_batch(torch.stack([p.present for p in people])) as bank:
+        capture_training_features(
+            reference_unet, bank, torch.stack([p.latents for p in people]), label_embeds, torch.stack([p.part_masks for p in people])
+        )
+        three = unet_input([*people, people[0]])
+        with pytest.raises(ValueError) as error:
+            unet(**three)
+    assert str(error.value) == "The training batch has 2 samples; the UNet got 3."
