@@ -4,6 +4,7 @@ import asyncio
 import json
 import re
 import shutil
+import warnings
 import zipfile
 
 import gradio as gr
@@ -300,6 +301,24 @@ def test_a_prompt_cut_by_the_text_encoder_is_reported(handlers) -> None:
 def test_a_pose_of_other_proportions_is_stretched_with_a_warning(handlers) -> None:
     with pytest.warns(UserWarning, match="The pose is 96x32 and the image 48x64: the pose is stretched to fit"):
         run_generation(handlers, *generate_args(face_slots(), densepose_image((96, 32))))
+
+
+@pytest.mark.parametrize(
+    ("pose_size", "warned"),
+    [((96, 128), False), ((57, 80), False), ((63, 80), False), ((56, 80), True), ((64, 80), True)],
+)
+def test_the_stretch_warning_allows_five_percent(handlers, pose_size, warned) -> None:
+    """Into 48 x 64: 57 x 80 and 63 x 80 are exactly 5 % narrower and wider (no warning); 56 x 80
+    and 64 x 80 a little more (warned, with the full sentence)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_generation(handlers, *generate_args(face_slots(), densepose_image(pose_size)))
+    said = [str(warning.message) for warning in caught if "stretched" in str(warning.message)]
+    expected = (
+        f"The pose is {pose_size[0]}x{pose_size[1]} and the image 48x64: the pose is stretched to fit. "
+        "Set the size to the pose's proportions, or use a pose made at this size."
+    )
+    assert said == ([expected] if warned else [])
 
 
 def test_every_example_fills_every_slot(handlers) -> None:
