@@ -31,6 +31,7 @@ from ui.handlers import (
     Handlers,
     Part,
     editor_value,
+    has_transparency,
     mask_from_layers,
     mask_overlay,
 )
@@ -577,3 +578,36 @@ def test_an_uploaded_reference_gets_segformers_mask_of_its_label_or_a_warning(ha
         part, _, whole = handlers.reference_uploaded("face", noise_image(5, (300, 400)))
     assert part.mask is None and whole is True
 
+
+
+def test_whole_image_ticked_drops_the_slots_mask_and_an_empty_prompt_stays_empty(handlers) -> None:
+    face = face_part().reference
+    masked = Part(face, rectangle_mask(face.size, (0.0, 0.0, 0.5, 1.0)))
+    images = {}
+    for name, slot in (("whole", (masked, True)), ("no mask", (Part(face), True)), ("masked", (masked, False))):
+        gallery, _, texts, _, _ = run_generation(handlers, *generate_args({"face": slot}, densepose_image(), prompt=None))
+        images[name] = np.asarray(Image.open(gallery[0][0]), dtype=int)
+        settings_written = json.loads(texts[0])
+        assert settings_written["prompt"] == "" and settings_written["negative_prompt"] == ""
+        assert ("mask" in settings_written and "face" in settings_written["mask"]) == (name == "masked")
+    assert np.array_equal(images["whole"], images["no mask"]) and np.abs(images["whole"] - images["masked"]).max() > 0
+
+
+def test_the_mask_overlay_paints_above_half_grey_in_the_brush_colour() -> None:
+    mask = Image.fromarray(np.array([[0, 127, 128, 255]], np.uint8), mode="L")
+    overlay = mask_overlay(mask)
+    assert overlay.mode == "RGBA"
+    expected = [(0, 0, 0, 0), (0, 0, 0, 0), (*settings.MASK_COLOUR, 160), (*settings.MASK_COLOUR, 160)]
+    assert [tuple(pixel) for pixel in np.asarray(overlay)[0]] == expected
+
+
+@pytest.mark.parametrize(
+    ("alpha", "expected"), [((255, 255), False), ((254, 255), True), ((0, 0), True), (None, False)]
+)
+def test_transparency_is_any_alpha_below_opaque(alpha, expected) -> None:
+    if alpha is None:
+        image = Image.new("RGB", (2, 1))
+    else:
+        image = Image.new("RGBA", (2, 1))
+        image.putalpha(Image.fromarray(np.array([alpha], np.uint8), mode="L"))
+    assert has_transparency(image) is expected
