@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from attention_cost import ConcatenatingSelfAttention
+from attention_cost import ConcatenatingSelfAttention, synchronize
 from diffusers import StableDiffusionPipeline
 from diffusers.models.attention_processor import AttnProcessor2_0
 from diffusers.utils import logging as diffusers_logging
@@ -59,11 +59,6 @@ def part_masks(appearance: dict[str, Path]) -> dict[str, Image.Image]:
     return masks
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
 class StepClock:
     """Times of the denoising UNet's first call and of each step's end (synchronised)."""
 
@@ -80,6 +75,20 @@ class StepClock:
         synchronize(self.device)
         self.step_ends.append(time.perf_counter())
         return tensors
+
+
+def generation_call(appearance: dict[str, Path], args: argparse.Namespace) -> dict:
+    """The pipeline's arguments for `appearance`, each reference masked, at the benchmark's size."""
+    return dict(
+        appearance=appearance, mask=part_masks(appearance), structure={"densepose": EXAMPLES / "poses" / "standing.png"},
+        prompt="a person", height=args.height, width=args.width, guidance_scale=7.5,
+    )  # fmt: skip
+
+
+def warmed_and_timed(pipe, unet: torch.nn.Module, device: torch.device, call: dict, steps: int) -> tuple[np.ndarray, dict]:
+    """A 2-step warm-up, then `timed_call` with seed 0."""
+    pipe(**call, num_inference_steps=2)
+    return timed_call(pipe, unet, device, {**call, "generator": torch.Generator().manual_seed(0)}, steps)
 
 
 def timed_call(pipe, unet: torch.nn.Module, device: torch.device, call: dict, steps: int) -> tuple[np.ndarray, dict]:
@@ -160,25 +169,14 @@ def plain_stable_diffusion(pipe: Parts2WholePipeline):
 
 
 def compare(pipe: Parts2WholePipeline, device: torch.device, args: argparse.Namespace, parts: int) -> dict:
-    appearance = dict(list(APPEARANCE.items())[:parts])
-    call = dict(
-        appearance=appearance, mask=part_masks(appearance), structure={"densepose": EXAMPLES / "poses" / "standing.png"},
-        prompt="a person", height=args.height, width=args.width, guidance_scale=7.5,
-    )  # fmt: skip
+    call = generation_call(dict(list(APPEARANCE.items())[:parts]), args)
     plain_call = dict(prompt="a person", height=args.height, width=args.width, guidance_scale=7.5)
     results = {}
-    pipe(**call, num_inference_steps=2)  # warm-up
-    this, results["this"] = timed_call(pipe, pipe.unet, device, {**call, "generator": torch.Generator().manual_seed(0)}, args.steps)
+    this, results["this"] = warmed_and_timed(pipe, pipe.unet, device, call, args.steps)
     with released_cost_structure(pipe):
-        pipe(**call, num_inference_steps=2)
-        released, results["released"] = timed_call(
-            pipe, pipe.unet, device, {**call, "generator": torch.Generator().manual_seed(0)}, args.steps
-        )
+        released, results["released"] = warmed_and_timed(pipe, pipe.unet, device, call, args.steps)
     with plain_stable_diffusion(pipe) as plain:
-        plain(**plain_call, num_inference_steps=2)
-        _, results["plain"] = timed_call(
-            plain, pipe.unet, device, {**plain_call, "generator": torch.Generator().manual_seed(0)}, args.steps
-        )
+        _, results["plain"] = warmed_and_timed(plain, pipe.unet, device, plain_call, args.steps)
     results["max_abs_difference_this_vs_released"] = float(np.abs(this - released).max())
     results["ratios"] = {
         "seconds_per_image_this_over_released": results["this"]["seconds_per_image"] / results["released"]["seconds_per_image"],
@@ -191,11 +189,7 @@ def compare(pipe: Parts2WholePipeline, device: torch.device, args: argparse.Name
 
 def memory_rows(args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> dict:
     """6 parts with this pipeline under each placement (each a fresh pipeline on the CPU first)."""
-    appearance = dict(APPEARANCE)
-    call = dict(
-        appearance=appearance, mask=part_masks(appearance), structure={"densepose": EXAMPLES / "poses" / "standing.png"},
-        prompt="a person", height=args.height, width=args.width, guidance_scale=7.5,
-    )  # fmt: skip
+    call = generation_call(dict(APPEARANCE), args)
     placements = {
         "all on the device": lambda pipe: pipe.to(device),
         "model offload": lambda pipe: pipe.enable_model_cpu_offload(device=device),
@@ -209,8 +203,7 @@ def memory_rows(args: argparse.Namespace, device: torch.device, dtype: torch.dty
     for name, place in placements.items():
         pipe = full_size_pipeline("cpu", dtype)
         place(pipe)
-        pipe(**call, num_inference_steps=2)
-        _, rows[name] = timed_call(pipe, pipe.unet, device, {**call, "generator": torch.Generator().manual_seed(0)}, args.steps)
+        _, rows[name] = warmed_and_timed(pipe, pipe.unet, device, call, args.steps)
         del pipe
         if device.type == "cuda":
             torch.cuda.empty_cache()
