@@ -494,9 +494,9 @@ def test_the_chosen_scheduler_is_the_one_that_runs(handlers) -> None:
 
 def test_speed_sets_the_fast_preset_or_the_models_defaults() -> None:
     defaults = {"steps": 50, "scheduler": "ddim"}
-    assert Handlers.speed_chosen(defaults, "Fast (DPM++ 2M, 20 steps)") == (20, "DPM++ 2M")
-    assert Handlers.speed_chosen(defaults, "Default (DDIM, 50 steps)") == (50, "DDIM")
-    assert Handlers.speed_chosen({"steps": 25, "scheduler": "ddim"}, "Fast (DPM++ 2M, 10 steps)") == (10, "DPM++ 2M")
+    assert Handlers.speed_chosen(defaults, "fast") == (20, "DPM++ 2M")
+    assert Handlers.speed_chosen(defaults, "default") == (50, "DDIM")
+    assert Handlers.speed_chosen({"steps": 25, "scheduler": "ddim"}, "fast") == (10, "DPM++ 2M")
 
 
 def test_painted_layers_make_an_exact_mask() -> None:

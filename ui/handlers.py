@@ -270,9 +270,10 @@ class Handlers:
         return iuv, densepose_preview(iuv)
 
     @staticmethod
-    def speed_chosen(defaults: dict, choice: str) -> tuple[int, str]:
-        """The steps and shown scheduler of the chosen speed: the model's defaults, or the fast preset."""
-        chosen = fast_settings(defaults) if choice.startswith("Fast") else defaults
+    def speed_chosen(defaults: dict, speed: str) -> tuple[int, str]:
+        """The steps and shown scheduler of the chosen speed ("default" or "fast"): the model's
+        defaults, or the fast preset."""
+        chosen = fast_settings(defaults) if speed == "fast" else defaults
         return chosen["steps"], settings.scheduler_shown(chosen["scheduler"])
 
     @classmethod

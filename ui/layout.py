@@ -195,8 +195,8 @@ def build_demo(handlers: Handlers) -> gr.Blocks:
                     fast = fast_settings(defaults)
                     speed = gr.Radio(
                         [
-                            f"Default ({settings.scheduler_shown(defaults['scheduler'])}, {defaults['steps']} steps)",
-                            f"Fast ({settings.scheduler_shown(fast['scheduler'])}, {fast['steps']} steps)",
+                            (f"Default ({settings.scheduler_shown(defaults['scheduler'])}, {defaults['steps']} steps)", "default"),
+                            (f"Fast ({settings.scheduler_shown(fast['scheduler'])}, {fast['steps']} steps)", "fast"),
                         ],
                         value=None, label="Speed", elem_id="speed", info="sets the steps and the scheduler below",
                     )  # fmt: skip

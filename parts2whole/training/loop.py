@@ -152,9 +152,9 @@ def vae_stage(config: TrainConfig, accelerator: Accelerator, vae: AutoencoderKL,
 
 def train_vae(config: TrainConfig, accelerator: Accelerator) -> AutoencoderKL:
     """The model's own VAE (new, or continued from `vae_init`): trained whole on the training targets
-    (`vae_steps`), its `scaling_factor`
-    set so that its latents have unit spread (as 0.18215 does for Stable Diffusion's), then its
-    decoder alone trained further (`vae_decoder_steps`), which leaves the latents unchanged.
+    (`vae_steps`), its `scaling_factor` set so that its latents have unit spread (as 0.18215 does for
+    Stable Diffusion's), then its decoder alone trained further (`vae_decoder_steps`), which leaves
+    the latents unchanged.
     A stage whose result is saved in the output folder is not run again."""
     output_dir = Path(config.output_dir)
     folder = output_dir / "vae"
