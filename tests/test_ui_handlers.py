@@ -2,8 +2,10 @@
 
 import asyncio
 import json
+import os
 import re
 import shutil
+import time
 import warnings
 import zipfile
 
@@ -14,9 +16,10 @@ import torch
 from PIL import Image
 
 from parts2whole import runtime
+from parts2whole.body import from_photo
 from parts2whole.body.presets import CONTROLS, PRESETS, control_values
 from parts2whole.cli import main as cli_main
-from parts2whole.densepose import densepose_problems
+from parts2whole.densepose import densepose_preview, densepose_problems
 from parts2whole.labels import PART_LABELS
 from parts2whole.request import GenerationRequest
 from parts2whole.testing.inputs import densepose_image, noise_image, rectangle_mask
@@ -611,3 +614,46 @@ def test_transparency_is_any_alpha_below_opaque(alpha, expected) -> None:
         image = Image.new("RGBA", (2, 1))
         image.putalpha(Image.fromarray(np.array([alpha], np.uint8), mode="L"))
     assert has_transparency(image) is expected
+
+
+def test_the_pose_from_a_photo_handler_passes_the_generation_size_and_reports_failures(monkeypatch, capsys) -> None:
+    """The handler's own logic, with the body fitting (MediaPipe, tested in test_pose_from_photo)
+    replaced: sizes as whole numbers, the person's frame, the map and its preview, the notices."""
+    fitted_map = densepose_image((48, 64))
+    calls = []
+
+    class Fitted:
+        def densepose(self) -> Image.Image:
+            return fitted_map
+
+    def fit(photo, size, frame):
+        calls.append((photo, size, frame))
+        return Fitted()
+
+    monkeypatch.setattr(from_photo, "pose_from_photo", fit)
+    photo = noise_image(0, (30, 40))
+    assert Handlers.pose_from_photo(None, 64.0, 48.0) == (gr.skip(), gr.skip()) and calls == []
+    iuv, preview = Handlers.pose_from_photo(photo, 64.0, 48.0)
+    assert calls == [(photo, (48, 64), "person")] and all(type(value) is int for value in calls[0][1])
+    assert iuv is fitted_map
+    np.testing.assert_array_equal(np.asarray(preview), np.asarray(densepose_preview(fitted_map)))
+    assert "Pose from the photo: an approximation of DensePose" in capsys.readouterr().out
+    for error in (ValueError("No person was found in the photo."), ImportError("The pose from a photo needs MediaPipe.")):
+
+        def failing(photo, size, frame, error=error):
+            raise error
+
+        monkeypatch.setattr(from_photo, "pose_from_photo", failing)
+        with pytest.warns(UserWarning, match=re.escape(f"{error} The pose is unchanged.")):
+            assert Handlers.pose_from_photo(photo, 64.0, 48.0) == (gr.skip(), gr.skip())
+
+
+def test_a_page_load_removes_old_runs_and_marks_the_page_ready(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(settings, "OUTPUT_DIR", tmp_path / "outputs")
+    old, recent = (tmp_path / "outputs" / "visitor" / name for name in ("old", "recent"))
+    for run in (old, recent):
+        run.mkdir(parents=True)
+    long_ago = time.time() - settings.OUTPUT_MAX_AGE - 60
+    os.utime(old, (long_ago, long_ago))
+    assert Handlers.page_loaded() == '<span class="ready"></span>'
+    assert not old.exists() and recent.is_dir()
