@@ -1,5 +1,6 @@
 """DensePose checks, SegFormer part masks and Real-ESRGAN upscaling, on tiny saved weights."""
 
+import colorsys
 import io
 import subprocess
 import sys
@@ -52,6 +53,29 @@ def test_preview_colours_each_part_and_keeps_background_black() -> None:
     preview = np.asarray(densepose_preview(Image.fromarray(array)))
     assert not preview[:, :4].any() and (preview[:, 4:] == part_palette()[2]).all()
     assert len({tuple(colour) for colour in part_palette()}) == 25
+
+
+def test_the_palette_gives_neighbouring_parts_distant_hues_of_one_brightness() -> None:
+    palette = part_palette()
+    assert palette.shape == (25, 3) and palette.dtype == np.uint8 and not palette[0].any()
+    hsv = [colorsys.rgb_to_hsv(*(colour / 255.0)) for colour in palette[1:]]
+    for index, (hue, saturation, value) in enumerate(hsv):
+        assert hue == pytest.approx(index * 7 % 24 / 24, abs=1 / 255)
+        assert saturation == pytest.approx(200 / 255, abs=1 / 255) and value == pytest.approx(235 / 255, abs=1 / 255)
+    for (hue, _, _), (next_hue, _, _) in zip(hsv, hsv[1:]):
+        assert min(abs(hue - next_hue), 1 - abs(hue - next_hue)) > 0.25
+
+
+def test_the_preview_shades_by_v_clips_the_index_and_reads_near_black_as_background() -> None:
+    pixels = {  # (V, U, index) -> the palette entry and shade expected
+        (0, 90, 2): (2, 0.55), (255, 90, 2): (2, 1.0), (128, 0, 30): (24, 0.55 + 0.45 * 128 / 255),
+        (12, 12, 12): (0, 0.0), (0, 0, 13): (13, 0.55),
+    }  # fmt: skip
+    array = np.array([list(pixels)], np.uint8)
+    preview = np.asarray(densepose_preview(Image.fromarray(array)))[0]
+    for got, (index, shade) in zip(preview, pixels.values()):
+        expected = np.clip(part_palette()[index].astype(np.float32) * shade, 0, 255).astype(np.uint8)
+        np.testing.assert_array_equal(got, expected)
 
 
 def test_part_classes_follow_the_parser_labels() -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from parts2whole import preprocess
 from parts2whole.labels import order_labels
 from parts2whole.preprocess import image_from_array, load_image, prepare_pose, prepare_reference, to_mask, to_rgba
 from parts2whole.testing.inputs import HEIGHT, WIDTH, call_kwargs, noise_image
@@ -181,6 +182,31 @@ def test_a_huge_jpeg_is_read_at_a_reduced_scale(tmp_path) -> None:
     image = load_image(path, "The face image")
     assert image.size == (4500, 3000) and image.getpixel((10, 10))[0] > 150
 
+
+
+@pytest.mark.parametrize(
+    ("limit", "size"),
+    [(120_000, (400, 300)), (119_999, (200, 150)), (29_999, (100, 75)), (7_499, (50, 38)), (1_899, None)],
+)
+def test_a_jpeg_is_decoded_at_the_largest_scale_within_the_limit(tmp_path, monkeypatch, limit, size) -> None:
+    """400x300 = 120,000 pixels: within a limit of 120,000 as it is, else at 1/2, 1/4, 1/8 (the
+    decoder rounds up: 38 rows), refused when even 1/8 (1,900 pixels) is over."""
+    monkeypatch.setattr(preprocess, "MAX_IMAGE_PIXELS", limit)
+    path = tmp_path / "photo.jpg"
+    Image.new("RGB", (400, 300), (200, 30, 40)).save(path)
+    if size is None:
+        with pytest.raises(ValueError, match=r"^The face image: the image is 400x300 \(0 megapixels\); images up to 0 megapixels"):
+            load_image(path, "The face image")
+    else:
+        assert load_image(path, "The face image").size == size
+
+
+def test_only_a_jpeg_is_reduced_other_formats_over_the_limit_are_refused(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(preprocess, "MAX_IMAGE_PIXELS", 119_999)
+    path = tmp_path / "photo.png"
+    Image.new("RGB", (400, 300), (200, 30, 40)).save(path)
+    with pytest.raises(ValueError, match=r"^The face image: the image is 400x300"):
+        load_image(path, "The face image")
 
 @pytest.mark.parametrize(
     ("array", "mode", "expected"),
