@@ -22,10 +22,12 @@ def read_requests(path: Path, defaults: dict | None = None) -> list[GenerationRe
         text = path.read_text()
     except OSError as error:
         raise ValueError(f"Cannot read {path}: {error.strerror}.") from None
-    lines = [line for line in text.splitlines() if line.strip()] if path.suffix == ".jsonl" else [text]
+    if path.suffix == ".jsonl":  # numbered as an editor numbers them, blank lines included
+        numbered = [(f"{path}, line {number}", line) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    else:
+        numbered = [(f"{path}", text)]
     requests = []
-    for number, line in enumerate(lines, start=1):
-        where = f"{path}" + (f", line {number}" if path.suffix == ".jsonl" else "")
+    for where, line in numbered:
         try:
             requests.append(GenerationRequest.from_json(line, path.parent, defaults).with_seed())
         except ValueError as error:
