@@ -8,6 +8,7 @@ import shutil
 import time
 import warnings
 import zipfile
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -58,9 +59,9 @@ def select(index: int) -> gr.SelectData:
     return gr.SelectData(None, {"index": index, "value": None})
 
 
-def run_generation(handlers: Handlers, *values, session: str = "visitor"):
+def run_generation(handlers: Handlers, *values, session: str = "visitor", progress=None):
     """Handlers.generate as Gradio runs it: awaited, with the visitor's request."""
-    return asyncio.run(handlers.generate(gr.Request(session_hash=session), gr.Progress(), *values))
+    return asyncio.run(handlers.generate(gr.Request(session_hash=session), progress or gr.Progress(), *values))
 
 
 def generate_args(slots: dict, pose, prompt="a person", seed=3, randomize=False, **overrides) -> list:
@@ -657,3 +658,13 @@ def test_a_page_load_removes_old_runs_and_marks_the_page_ready(tmp_path, monkeyp
     os.utime(old, (long_ago, long_ago))
     assert Handlers.page_loaded() == '<span class="ready"></span>'
     assert not old.exists() and recent.is_dir()
+
+
+def test_progress_shows_loading_then_each_step_and_the_run_lies_in_the_visitors_folder(handlers) -> None:
+    shown = []
+    gallery, *_ = run_generation(
+        handlers, *generate_args({"face": (face_part(), True)}, densepose_image()), session="visitor-7",
+        progress=lambda value, desc: shown.append((value, desc)),
+    )  # fmt: skip
+    assert shown == [(0, "Loading the model (first time only) ..."), ((1, 2), "Denoising"), ((2, 2), "Denoising")]
+    assert Path(gallery[0][0]).parent.parent == settings.OUTPUT_DIR / "visitor-7"
