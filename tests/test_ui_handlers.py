@@ -105,15 +105,16 @@ def test_random_seed_is_reported(handlers) -> None:
 @pytest.mark.parametrize(
     ("slots", "pose", "message"),
     [
-        ({}, "pose", "Add at least one part"),
-        ({"face": "face"}, None, "Add a pose"),
+        ({}, "pose", "Add at least one part: upload a reference image into one of the part slots."),
+        ({"face": "face"}, None, "Add a pose: upload a DensePose map or pick one from the pose gallery."),
         ({"face": "empty-mask"}, "pose", "The face mask is empty: paint the part with 'Edit mask', or tick 'Whole image'."),
     ],
 )
 def test_generation_refuses_incomplete_input(handlers, slots, pose, message) -> None:
     values = {"face": (face_part(), True), "empty-mask": (face_part(), False)}
-    with pytest.raises(gr.Error, match=message):
+    with pytest.raises(gr.Error) as refused:
         run_generation(handlers, *generate_args({label: values[v] for label, v in slots.items()}, densepose_image() if pose else None))
+    assert refused.value.message == message
 
 
 def counting_steps(handlers: Handlers, monkeypatch, at_step=None) -> list[int]:
@@ -141,8 +142,9 @@ def face_slots() -> dict:
 def test_stop_ends_the_generation_at_its_step_and_the_next_is_exact(handlers, monkeypatch) -> None:
     expected, *_ = run_generation(handlers, *generate_args(face_slots(), densepose_image()))
     steps = counting_steps(handlers, monkeypatch, at_step=2)
-    with pytest.raises(gr.Error, match="The generation was stopped"):
+    with pytest.raises(gr.Error) as stopped:
         run_generation(handlers, *generate_args(face_slots(), densepose_image(), steps=40))
+    assert stopped.value.message == "The generation was stopped."
     assert steps == [1, 2]  # Stop pressed during step 2: the generation ended there
     assert len(list(settings.OUTPUT_DIR.glob("*/*"))) == 2  # the first run and its zip: the stopped one left nothing
     again, *_ = run_generation(handlers, *generate_args(face_slots(), densepose_image()))
@@ -222,7 +224,10 @@ def test_missing_weights_are_named_with_their_fetch_command(tmp_path, monkeypatc
         bare.upscale("face", face_part())
     part, preview, whole = bare.reference_uploaded("face", noise_image(3, (300, 300)))
     assert whole and part.mask is None and part.reference.size == (300, 300) and preview.size == (300, 300)
-    assert "No automatic mask: the SegFormer weights are missing" in capsys.readouterr().out  # gr.Info
+    assert (
+        f"No automatic mask: the SegFormer weights are missing (`python download_weights.py --only segformer --dir "
+        f"{tmp_path / 'empty'}` fetches them). Paint the face with 'Edit mask', or keep 'Whole image'."
+    ) in capsys.readouterr().out  # gr.Info outside a request prints
 
 
 def test_small_reference_is_upscaled_and_masked_on_upload(handlers) -> None:
@@ -280,7 +285,11 @@ def test_editor_value_and_mask_round_trip() -> None:
 def test_pose_upload_checks_and_previews(handlers, tmp_path) -> None:
     _, preview = handlers.pose_uploaded(densepose_image())
     assert preview.size == (48, 64)
-    with pytest.warns(UserWarning, match="does not look like a DensePose map: only 0% of it is black"):
+    both = (
+        "This does not look like a DensePose map: only 0% of it is black background; a DensePose map is black wherever "
+        "there is no body; 88% of its body pixels have a blue (part index) value above 24; DensePose part indices run from 1 to 24."
+    )
+    with pytest.warns(UserWarning, match=f"^{re.escape(both)}$"):
         handlers.pose_uploaded(noise_image(8, (48, 64)))
     corrupt = tmp_path / "pose.png"
     corrupt.write_bytes(b"not an image")
@@ -437,7 +446,7 @@ def test_a_json_request_with_its_files_generates_like_the_form(handlers, tmp_pat
     for text, files, message in [
         ("{", [], "The request is not valid JSON"),
         (json.dumps({**request, "colour": 1}), [str(face), str(pose)], "Unknown key(s) ['colour']"),
-        (json.dumps(request), [str(face)], "names 'any/folder/pose.png', which is not among the files sent (face.png)"),
+        (json.dumps(request), [str(face), str(tmp_path / "b.png")], "names 'any/folder/pose.png', which is not among the files sent (face.png, b.png)."),
         (json.dumps({**request, "appearance": {"hat": "face.png"}}), [str(face), str(pose)], "Unknown part label(s) 'hat'"),
     ]:
         with pytest.raises(gr.Error, match=re.escape(message)):
@@ -512,6 +521,7 @@ def test_painted_layers_make_an_exact_mask() -> None:
     small.paste((0, 255, 0, 255), (3, 3, 4, 4))  # one pixel: the bottom-right 2 x 2 block at 8 x 8
     faint = Image.new("RGBA", (8, 8))
     faint.putpixel((6, 0), (1, 0, 0, 1))
+    faint.putpixel((7, 0), (255, 255, 255, 0))  # colour under full transparency is not paint
     mask = mask_from_layers([left, small, faint], (8, 8))
     expected = np.zeros((8, 8), np.uint8)
     expected[:, :4] = 255
@@ -595,6 +605,8 @@ def test_whole_image_ticked_drops_the_slots_mask_and_an_empty_prompt_stays_empty
         assert settings_written["prompt"] == "" and settings_written["negative_prompt"] == ""
         assert ("mask" in settings_written and "face" in settings_written["mask"]) == (name == "masked")
     assert np.array_equal(images["whole"], images["no mask"]) and np.abs(images["whole"] - images["masked"]).max() > 0
+    _, _, texts, _, _ = run_generation(handlers, *generate_args({"face": (Part(face), True)}, densepose_image(), negative_prompt="blurry"))
+    assert json.loads(texts[0])["negative_prompt"] == "blurry"
 
 
 def test_the_mask_overlay_paints_above_half_grey_in_the_brush_colour() -> None:
