@@ -35,8 +35,7 @@ def densepose_problems(image: Image.Image) -> list[str]:
         )
     if body.mean() < 0.01:
         problems.append("it shows no body: it is (almost) all black")
-    elif (rgb[..., 2][body] > NUM_PARTS + INDEX_SLACK).mean() > 0.2:
-        out_of_range = (rgb[..., 2][body] > NUM_PARTS + INDEX_SLACK).mean()
+    elif (out_of_range := (rgb[..., 2][body] > NUM_PARTS + INDEX_SLACK).mean()) > 0.2:
         problems.append(
             f"{out_of_range:.0%} of its body pixels have a blue (part index) value above {NUM_PARTS}; "
             "DensePose part indices run from 1 to 24"

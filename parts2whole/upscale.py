@@ -32,6 +32,20 @@ def import_realesrgan():
     return RealESRGANer, RRDBNet
 
 
+def network_weights(weights: str | Path) -> dict[str, torch.Tensor]:
+    """The RRDBNet tensors of a Real-ESRGAN checkpoint ({'params_ema': ...} or {'params': ...}, as
+    RealESRGANer reads it), read as tensors only: a pickle that would run code is refused. A file
+    that is not such a checkpoint (a truncated download, an HTML error page) is a ValueError."""
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as error:  # the unpickler raises whatever it meets: KeyError, UnicodeDecodeError, UnpicklingError
+        raise ValueError(f"{weights} is not a readable Real-ESRGAN checkpoint ({type(error).__name__}).") from None
+    params = state.get("params_ema", state.get("params")) if isinstance(state, dict) else None
+    if not isinstance(params, dict) or "conv_first.weight" not in params:
+        raise ValueError(f"{weights} is not a Real-ESRGAN checkpoint: it holds no 'params_ema' or 'params' network.")
+    return params
+
+
 class Upscaler:
     """x4 super-resolution of PIL images, tiled so large images fit in memory.
 
@@ -41,8 +55,7 @@ class Upscaler:
 
     def __init__(self, weights: str | Path, device: str = "cpu", tile: int = 256) -> None:
         RealESRGANer, RRDBNet = import_realesrgan()
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-        params = state.get("params_ema", state.get("params", state))
+        params = network_weights(weights)
         num_block = 1 + max(int(key.split(".")[1]) for key in params if key.startswith("body."))
         num_feat = params["conv_first.weight"].shape[0]
         network = RRDBNet(num_in_ch=3, num_out_ch=3, num_feat=num_feat, num_block=num_block, num_grow_ch=32, scale=UPSCALE_FACTOR)

@@ -2,6 +2,7 @@
 
 import colorsys
 import io
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ from parts2whole.labels import PART_LABELS
 from parts2whole.part_masks import PART_CLASSES, PartMasker, mask_of
 from parts2whole.testing.inputs import noise_image, rectangle_mask
 from parts2whole.testing.tiny_models import write_tiny_realesrgan, write_tiny_segformer
-from parts2whole.upscale import Upscaler, import_realesrgan
+from parts2whole.upscale import Upscaler, import_realesrgan, network_weights
 from ui.examples import load_poses
 
 
@@ -64,18 +65,22 @@ def test_the_palette_gives_neighbouring_parts_distant_hues_of_one_brightness() -
         assert saturation == pytest.approx(200 / 255, abs=1 / 255) and value == pytest.approx(235 / 255, abs=1 / 255)
     for (hue, _, _), (next_hue, _, _) in zip(hsv, hsv[1:]):
         assert min(abs(hue - next_hue), 1 - abs(hue - next_hue)) > 0.25
+    # pinned: the colours people learn to read (torso front, right hand, right head)
+    assert palette[[2, 3, 23]].tolist() == [[98, 235, 51], [51, 146, 235], [51, 235, 142]]
 
 
 def test_the_preview_shades_by_v_clips_the_index_and_reads_near_black_as_background() -> None:
     pixels = {  # (V, U, index) -> the palette entry and shade expected
         (0, 90, 2): (2, 0.55), (255, 90, 2): (2, 1.0), (128, 0, 30): (24, 0.55 + 0.45 * 128 / 255),
-        (12, 12, 12): (0, 0.0), (0, 0, 13): (13, 0.55),
+        (12, 12, 12): (0, 0.0), (0, 0, 13): (13, 0.55), (200, 50, 0): (0, 0.0),  # a body pixel of index 0 shows black
     }  # fmt: skip
     array = np.array([list(pixels)], np.uint8)
-    preview = np.asarray(densepose_preview(Image.fromarray(array)))[0]
-    for got, (index, shade) in zip(preview, pixels.values()):
-        expected = np.clip(part_palette()[index].astype(np.float32) * shade, 0, 255).astype(np.uint8)
-        np.testing.assert_array_equal(got, expected)
+    as_rgba = Image.fromarray(np.concatenate([array, np.full((1, len(pixels), 1), 255, np.uint8)], axis=-1))
+    for pose in (Image.fromarray(array), as_rgba):
+        preview = np.asarray(densepose_preview(pose))[0]
+        for got, (index, shade) in zip(preview, pixels.values(), strict=True):
+            expected = np.clip(part_palette()[index].astype(np.float32) * shade, 0, 255).astype(np.uint8)
+            np.testing.assert_array_equal(got, expected)
 
 
 def test_part_classes_follow_the_parser_labels() -> None:
@@ -111,6 +116,29 @@ def test_upscaler_reads_the_network_size_from_the_weights(tmp_path) -> None:
     cut_out.putalpha(rectangle_mask((20, 20), (0.0, 0.0, 0.5, 1.0)))
     alpha = np.asarray(upscaler(cut_out).getchannel("A"))
     assert alpha[:, :36].min() == 255 and alpha[:, 44:].max() == 0  # the mask keeps its place
+
+
+class Payload:
+    """An object in a checkpoint: a pickle that could run code if loaded without `weights_only`."""
+
+
+def test_the_upscaler_reads_either_layout_and_refuses_what_is_not_a_checkpoint(tmp_path) -> None:
+    write_tiny_realesrgan(tmp_path / "ema.pth")
+    params = torch.load(tmp_path / "ema.pth", weights_only=True)["params_ema"]
+    torch.save({"params": params}, tmp_path / "plain.pth")
+    for name in ("ema.pth", "plain.pth"):
+        read = network_weights(tmp_path / name)
+        assert read.keys() == params.keys() and all(torch.equal(read[key], params[key]) for key in params)
+
+    (tmp_path / "page.pth").write_text("<html>Not found</html>")
+    (tmp_path / "half.pth").write_bytes((tmp_path / "ema.pth").read_bytes()[:2000])
+    torch.save({"params_ema": params, "payload": Payload()}, tmp_path / "code.pth")
+    torch.save({"weights": params}, tmp_path / "other.pth")
+    for name in ("page.pth", "half.pth", "code.pth"):  # the reason in brackets is the unpickler's error, whichever it meets
+        with pytest.raises(ValueError, match=f"^{re.escape(str(tmp_path / name))} is not a readable Real-ESRGAN checkpoint \\(\\w+\\)\\.$"):
+            Upscaler(tmp_path / name)
+    with pytest.raises(ValueError, match="is not a Real-ESRGAN checkpoint: it holds no 'params_ema' or 'params' network.$"):
+        Upscaler(tmp_path / "other.pth")
 
 
 def write_colour_keeping_realesrgan(path: Path) -> None:

@@ -680,3 +680,21 @@ def test_progress_shows_loading_then_each_step_and_the_run_lies_in_the_visitors_
     )  # fmt: skip
     assert shown == [(0, "Loading the model (first time only) ..."), ((1, 2), "Denoising"), ((2, 2), "Denoising")]
     assert Path(gallery[0][0]).parent.parent == settings.OUTPUT_DIR / "visitor-7"
+
+
+def test_a_corrupt_upscaler_file_is_said_and_small_uploads_go_on_unscaled(demo_weights, tmp_path, capsys) -> None:
+    weights = tmp_path / "weights"
+    shutil.copytree(demo_weights, weights)
+    models = Models(weights, "cpu", torch.float32)
+    models.realesrgan_file().write_text("<html>Not found</html>")  # a download that saved an error page
+    fetch = f"`python download_weights.py --only realesrgan --dir {weights}`"
+    models.preload()  # the demo still starts
+    (said,) = re.findall(r"^Not loaded: (.*)$", capsys.readouterr().err, re.MULTILINE)
+    assert re.fullmatch(rf"{re.escape(str(models.realesrgan_file()))} is not a readable Real-ESRGAN checkpoint \(\w+\)\. Fetch it again: {re.escape(fetch)}\.", said)
+    corrupt = Handlers(models, [], [])
+    with pytest.warns(UserWarning, match=f"^{re.escape(said)} The face image is used as it is.$"):
+        part, _, _ = corrupt.reference_uploaded("face", noise_image(4, (40, 30)))
+    assert part.reference.size == (40, 30)
+    with pytest.raises(gr.Error) as refused:
+        corrupt.upscale("face", part)
+    assert refused.value.message == said

@@ -143,8 +143,11 @@ class Handlers:
             reference = ImageOps.contain(reference, (settings.MAX_REFERENCE_SIDE, settings.MAX_REFERENCE_SIDE))
             gr.Info(f"The {label} image is {original[0]}x{original[1]}; it is reduced to {reference.width}x{reference.height}.")
         if min(reference.size) < settings.UPSCALE_BELOW and self.models.has_upscaler():
-            reference = self._upscale(reference)
-            gr.Info(f"The {label} image was small; it is upscaled x4 to {reference.width}x{reference.height}.")
+            try:
+                reference = self.models.upscale(reference)
+                gr.Info(f"The {label} image was small; it is upscaled x4 to {reference.width}x{reference.height}.")
+            except UserFacingError as error:
+                gr.Warning(f"{error} The {label} image is used as it is.")
         if has_transparency(reference):
             gr.Info(f"The {label} image has transparency: it is used as the mask.")
             part = Part(reference)

@@ -4,6 +4,7 @@ Nothing here knows Gradio: problems are raised as exceptions whose message is a 
 the user (`UserFacingError`), and handlers.py shows them.
 """
 
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -118,15 +119,20 @@ class Models:
         """The Real-ESRGAN upscaler, or None when its weights are missing."""
         with self._lock:
             if self._upscaler is None and self.has_upscaler():
-                self._upscaler = Upscaler(self.realesrgan_file(), self.device)
+                try:
+                    self._upscaler = Upscaler(self.realesrgan_file(), self.device)
+                except ValueError as error:
+                    raise UserFacingError(f"{error} Fetch it again: `{fetch_command('realesrgan', self.weights)}`.") from None
             return self._upscaler
 
     def preload(self) -> None:
-        """Load every model whose weights are present (at start-up on a Space)."""
-        if self.has_pipeline():
-            self.pipeline()
-        self.masker()
-        self.upscaler()
+        """Load every model whose weights are present (at start-up on a Space). One that cannot be
+        loaded is said here and again at its first use; the demo starts either way."""
+        for load in ([self.pipeline] if self.has_pipeline() else []) + [self.masker, self.upscaler]:
+            try:
+                load()
+            except UserFacingError as error:
+                print(f"Not loaded: {error}", file=sys.stderr)
 
     # ------------------------------------------------------------------------------ the work
 
