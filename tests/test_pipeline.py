@@ -6,6 +6,7 @@ import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
+from parts2whole import Parts2WholePipeline
 from parts2whole.reference import active_bank
 from parts2whole.testing.inputs import HEIGHT, WIDTH, call_kwargs, make_parts, noise_image, rectangle_mask
 
@@ -301,3 +302,26 @@ def test_unconditional_rows_self_attention_is_plain_and_conditional_rows_see_the
             expected = plain(module, hidden_states)
         torch.testing.assert_close(output[:num_uncond], expected[:num_uncond], rtol=1e-5, atol=1e-5)
         assert (output[num_uncond:] - expected[num_uncond:]).abs().max() > 1e-3
+
+
+def test_a_reduced_precision_pipeline_feeds_every_model_its_own_dtype(released_checkpoint) -> None:
+    """Loaded in bfloat16 (fp16 on a GPU is the same path): references, pose, text and latents reach
+    each model in its dtype (a float32 tensor into a bfloat16 layer would raise), and the image is
+    float32's within bfloat16's precision."""
+    images = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        pipe = Parts2WholePipeline.from_pretrained(released_checkpoint[0], torch_dtype=dtype)
+        pipe.set_progress_bar_config(disable=True)
+        images[dtype] = pipe(**call_kwargs(2))[0]
+    assert images[torch.bfloat16].dtype == np.float32
+    assert np.abs(images[torch.bfloat16] - images[torch.float32]).max() < 0.1
+
+
+def test_a_prompt_over_the_text_encoders_length_is_said_and_one_that_fits_is_not(pipe, caplog) -> None:
+    limit = pipe.tokenizer.model_max_length
+    words = next(n for n in range(1, 4 * limit) if len(pipe.tokenizer(" ".join(["a"] * n)).input_ids) == limit)
+    for count, said in ((words, False), (words + 1, True)):
+        caplog.clear()
+        pipe(**call_kwargs(1, prompt=" ".join(["a"] * count), num_inference_steps=1))
+        cut = [record.getMessage() for record in caplog.records if "cut" in record.getMessage()]
+        assert cut == ([f"Prompts are cut to the text encoder's {limit} tokens."] if said else [])
