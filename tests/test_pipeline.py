@@ -325,3 +325,30 @@ def test_a_prompt_over_the_text_encoders_length_is_said_and_one_that_fits_is_not
         pipe(**call_kwargs(1, prompt=" ".join(["a"] * count), num_inference_steps=1))
         cut = [record.getMessage() for record in caplog.records if "cut" in record.getMessage()]
         assert cut == ([f"Prompts are cut to the text encoder's {limit} tokens."] if said else [])
+
+
+def test_given_latents_start_the_loop_scaled_for_the_scheduler(pipe) -> None:
+    """Latents passed in are the starting noise: times the scheduler's initial sigma (not 1 for
+    Euler), then scaled for the model's input, as the first UNet call must show."""
+    euler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
+    shape = (1, pipe.unet.config.in_channels, HEIGHT // pipe.vae_scale_factor, WIDTH // pipe.vae_scale_factor)
+    noise = torch.randn(shape, generator=torch.Generator().manual_seed(5))
+    calls = record_inputs(pipe.unet)
+    pipe(**call_kwargs(1, latents=noise.clone(), num_inference_steps=2), scheduler=euler)
+    reference = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
+    reference.set_timesteps(2)
+    expected = reference.scale_model_input(noise * reference.init_noise_sigma, reference.timesteps[0])
+    assert reference.init_noise_sigma > 1.5  # so that multiplying and dividing by it differ
+    for row in calls[0]["args"][0]:  # the unconditional and the conditional row start alike
+        torch.testing.assert_close(row, expected[0], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match=r"^`latents` must have shape \(1, 4, 8, 6\), got \(1, 4, 6, 8\)\.$"):
+        pipe(**call_kwargs(1, latents=noise.transpose(2, 3)))
+
+
+def test_ddim_eta_adds_noise_drawn_from_the_generator(pipe) -> None:
+    """eta > 0 reaches DDIM's step (the image changes) and so does the generator (the same seed
+    gives the same image again)."""
+    plain, noisy, again = (pipe(**call_kwargs(1, eta=eta, seed=3), scheduler=DDIMScheduler.from_config(pipe.scheduler.config))[0]
+                           for eta in (0.0, 1.0, 1.0))  # fmt: skip
+    assert np.abs(noisy - plain).max() > 1e-2
+    np.testing.assert_array_equal(noisy, again)
