@@ -1,5 +1,7 @@
 """Fixtures: a tiny checkpoint in the released layout (built once per session) and test inputs."""
 
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -20,3 +22,13 @@ def pipe(released_checkpoint) -> Parts2WholePipeline:
     pipeline = Parts2WholePipeline.from_pretrained(released_checkpoint[0])
     pipeline.set_progress_bar_config(disable=True)
     return pipeline
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under mutmut (docs/testing.md, the mutation score), the quickest tests first: a mutant's run
+    stops at its first failing test, so a killed mutant then costs seconds, not its slowest test."""
+    stats = Path("mutmut-stats.json")
+    if "MUTANT_UNDER_TEST" not in os.environ or not stats.is_file():
+        return
+    duration = json.loads(stats.read_text()).get("duration_by_test", {})
+    items.sort(key=lambda item: duration.get(item.nodeid, 0.0))
