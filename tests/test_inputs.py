@@ -117,6 +117,38 @@ def test_image_modes_become_rgba(tmp_path) -> None:
     assert np.asarray(load_image(np.ones((16, 16), bool), "x"))[0, 0] == 255
 
 
+@pytest.mark.parametrize(
+    ("mode", "values", "expected"),
+    [
+        ("I;16", [0, 257 * 10, 65535], [0, 10, 255]),
+        ("I;16B", [0, 257 * 10, 65535], [0, 10, 255]),
+        ("I;16L", [0, 257 * 10, 65535], [0, 10, 255]),
+        ("I", [0, 257 * 10, 65535], [0, 10, 255]),  # 32-bit integers holding 16-bit values
+        ("I", [0, 10, 200], [0, 10, 200]),  # 32-bit integers holding 8-bit values: as they are
+        ("F", [0.0, 0.5, 1.0], [0, 128, 255]),  # floats in [0, 1]
+        ("F", [0.0, 2570.0, 65535.0], [0, 10, 255]),  # floats on a 16-bit scale
+    ],
+)
+def test_deep_greyscale_modes_are_scaled_to_8_bits(mode, values, expected) -> None:
+    image = Image.new(mode, (3, 1))
+    for x, value in enumerate(values):
+        image.putpixel((x, 0), value)
+    rgba = np.asarray(to_rgba(image))
+    assert rgba[0, :, 0].tolist() == expected and (rgba[0, :, 0:1] == rgba[0, :, 1:3]).all() and (rgba[..., 3] == 255).all()
+
+
+def test_the_pose_is_resized_bilinearly_and_its_transparent_pixels_are_pure_background() -> None:
+    """docs/method.md §4.5: bilinear, as the authors trained; transparency is black, exactly 0."""
+    rgba = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
+    rgba.paste((200, 100, 2, 255), (0, 0, 4, 8))
+    pose = prepare_pose(rgba, 12, 16)
+    opaque_on_black = Image.new("RGB", (8, 8))
+    opaque_on_black.paste((200, 100, 2), (0, 0, 4, 8))
+    expected = np.asarray(opaque_on_black.resize((12, 16), Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
+    np.testing.assert_array_equal(pose.permute(1, 2, 0).numpy(), expected)
+    assert (pose[:, :, -3:] == 0).all()
+
+
 def test_reference_is_put_on_white_and_alpha_is_the_mask() -> None:
     rgba = Image.new("RGBA", (16, 16), (0, 0, 0, 0))
     rgba.paste((255, 0, 0, 255), (0, 0, 8, 16))
