@@ -3,6 +3,7 @@
 import asyncio
 import json
 import os
+import random
 import re
 import shutil
 import time
@@ -22,7 +23,7 @@ from parts2whole.body.presets import CONTROLS, PRESETS, control_values
 from parts2whole.cli import main as cli_main
 from parts2whole.densepose import densepose_preview, densepose_problems
 from parts2whole.labels import PART_LABELS
-from parts2whole.request import GenerationRequest
+from parts2whole.request import MAX_SEED, GenerationRequest
 from parts2whole.testing.inputs import densepose_image, noise_image, rectangle_mask
 from parts2whole.testing.tiny_models import write_demo_weights
 from ui import settings
@@ -698,3 +699,20 @@ def test_a_corrupt_upscaler_file_is_said_and_small_uploads_go_on_unscaled(demo_w
     with pytest.raises(gr.Error) as refused:
         corrupt.upscale("face", part)
     assert refused.value.message == said
+
+
+@pytest.mark.parametrize("control", ["left_elbow", "girth", "yaw"])  # a joint (the pose), the build, the camera
+def test_each_kind_of_pose_maker_slider_changes_the_map(control) -> None:
+    values = control_values("arms out")
+    index = [c.name for c in CONTROLS].index(control)
+    moved = list(values)
+    moved[index] = CONTROLS[index].high if values[index] != CONTROLS[index].high else CONTROLS[index].low
+    before, _ = Handlers.pose_made("arms out", 128, 96, *values)
+    after, _ = Handlers.pose_made("arms out", 128, 96, *moved)
+    assert np.abs(np.asarray(after, dtype=int) - np.asarray(before, dtype=int)).max() > 0
+
+
+def test_a_random_seed_is_drawn_from_the_whole_range(monkeypatch) -> None:
+    """0 to MAX_SEED, both ends included (the seed box's range)."""
+    monkeypatch.setattr(random, "randrange", lambda stop: stop - 1)
+    assert Handlers.random_seed() == MAX_SEED
