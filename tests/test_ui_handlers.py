@@ -410,11 +410,12 @@ def test_without_released_weights_the_demo_runs_the_mini_model_at_its_defaults(d
     assert Image.open(gallery[0][0]).size == (24, 40)
 
 
-def test_the_mask_editor_saves_into_the_slot_it_opened(handlers) -> None:
+def test_the_mask_editor_saves_into_the_slot_it_opened(handlers, capsys) -> None:
     face = noise_image(6, (40, 30)).convert("RGBA")
     shoes = Part(noise_image(7, (30, 20)).convert("RGBA"))
-    staged, label, _ = Handlers.mask_to_edit("face", Part(face))
+    staged, label, title = Handlers.mask_to_edit("face", Part(face))
     assert label == "face" and staged["background"] is face and staged["layers"] == []
+    assert title == gr.update(value="**Face mask**: paint the part, erase what is not part of it, then save.")
     painted = mask_overlay(rectangle_mask(face.size, (0.0, 0.0, 0.5, 1.0)))
     parts = [Part(face) if name == "face" else shoes if name == "shoes" else None for name in SLOT_NAMES]
     updates = Handlers.mask_saved("face", {**staged, "layers": [painted]}, *parts)
@@ -424,8 +425,10 @@ def test_the_mask_editor_saves_into_the_slot_it_opened(handlers) -> None:
     assert whole is False and preview.getpixel((2, 15)) != face.getpixel((2, 15))  # the overlay shows in the slot
     untouched = [value for i, value in enumerate(updates) if i not in (index, 6 + index, 12 + index)]
     assert all(isinstance(value, type(gr.skip())) for value in untouched)
+    assert "mask is empty" not in capsys.readouterr().out
     erased = Handlers.mask_saved("face", {**staged, "layers": []}, *parts)
     assert erased[index].mask is None and erased[12 + index] is True  # nothing painted: the whole image
+    assert "The face mask is empty: the whole image is used." in capsys.readouterr().out  # gr.Info outside a request prints
     with pytest.raises(gr.Error, match="Upload a face image first."):
         Handlers.mask_to_edit("face", None)
     with pytest.raises(gr.Error, match="The face slot was emptied meanwhile"):
