@@ -120,13 +120,13 @@ def test_image_modes_become_rgba(tmp_path) -> None:
 @pytest.mark.parametrize(
     ("mode", "values", "expected"),
     [
-        ("I;16", [0, 257 * 10, 65535], [0, 10, 255]),
-        ("I;16B", [0, 257 * 10, 65535], [0, 10, 255]),
-        ("I;16L", [0, 257 * 10, 65535], [0, 10, 255]),
-        ("I", [0, 257 * 10, 65535], [0, 10, 255]),  # 32-bit integers holding 16-bit values
+        ("I;16", [0, 257 * 200, 65535], [0, 200, 255]),  # / 257 (not / 255, which gives 202)
+        ("I;16B", [0, 257 * 200, 65535], [0, 200, 255]),
+        ("I;16L", [0, 257 * 200, 65535], [0, 200, 255]),
+        ("I", [0, 257 * 200, 65535], [0, 200, 255]),  # 32-bit integers holding 16-bit values
         ("I", [0, 10, 200], [0, 10, 200]),  # 32-bit integers holding 8-bit values: as they are
-        ("F", [0.0, 0.5, 1.0], [0, 128, 255]),  # floats in [0, 1]
-        ("F", [0.0, 2570.0, 65535.0], [0, 10, 255]),  # floats on a 16-bit scale
+        ("F", [0.0, 0.75, 1.0], [0, 191, 255]),  # floats in [0, 1]: x 255 (not x 256, which gives 192)
+        ("F", [0.0, 257 * 200.0, 65535.0], [0, 200, 255]),  # floats on a 16-bit scale
     ],
 )
 def test_deep_greyscale_modes_are_scaled_to_8_bits(mode, values, expected) -> None:
@@ -135,6 +135,14 @@ def test_deep_greyscale_modes_are_scaled_to_8_bits(mode, values, expected) -> No
         image.putpixel((x, 0), value)
     rgba = np.asarray(to_rgba(image))
     assert rgba[0, :, 0].tolist() == expected and (rgba[0, :, 0:1] == rgba[0, :, 1:3]).all() and (rgba[..., 3] == 255).all()
+
+
+@pytest.mark.parametrize("mode", ["LA", "PA", "RGBA"])
+def test_modes_with_alpha_keep_it(mode) -> None:
+    image = Image.new("RGBA", (2, 1), (10, 10, 10, 255))
+    image.putpixel((1, 0), (10, 10, 10, 0))
+    converted = image.convert(mode)
+    assert np.asarray(to_rgba(converted))[0, :, 3].tolist() == [255, 0]
 
 
 def test_the_pose_is_resized_bilinearly_and_its_transparent_pixels_are_pure_background() -> None:
