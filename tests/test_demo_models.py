@@ -209,3 +209,5 @@ def test_basicsr_imports_in_a_fresh_interpreter_through_the_alias() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.stdout.strip() == "ok", result.stderr[-2000:]
+    upsampler_class, network_class = import_realesrgan()  # and here, where it is imported already
+    assert (upsampler_class.__name__, network_class.__name__) == ("RealESRGANer", "RRDBNet")
