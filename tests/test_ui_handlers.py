@@ -23,6 +23,7 @@ from parts2whole.body.presets import CONTROLS, PRESETS, control_values
 from parts2whole.cli import main as cli_main
 from parts2whole.densepose import densepose_preview, densepose_problems
 from parts2whole.labels import PART_LABELS
+from parts2whole.preprocess import FRAMES
 from parts2whole.request import MAX_SEED, GenerationRequest
 from parts2whole.testing.inputs import densepose_image, noise_image, rectangle_mask
 from parts2whole.testing.tiny_models import write_demo_weights
@@ -39,6 +40,8 @@ from ui.handlers import (
     has_transparency,
     mask_from_layers,
     mask_overlay,
+    read_upload,
+    say_if_frames_were_dropped,
 )
 from ui.models import Models
 
@@ -719,3 +722,22 @@ def test_a_random_seed_is_drawn_from_the_whole_range(monkeypatch) -> None:
     """0 to MAX_SEED, both ends included (the seed box's range)."""
     monkeypatch.setattr(random, "randrange", lambda stop: stop - 1)
     assert Handlers.random_seed() == MAX_SEED
+
+
+def test_an_upload_that_cannot_be_read_is_named_as_the_user_knows_it(tmp_path) -> None:
+    corrupt = tmp_path / "9f3a.png"
+    corrupt.write_bytes(b"not an image")
+    with pytest.raises(ValueError, match=f"^The pose: there is no file {re.escape(repr(str(tmp_path / 'gone.png')))}"):
+        read_upload(str(tmp_path / "gone.png"), "The pose")
+    with pytest.raises(ValueError, match="^The pose: 'holiday.png' is not a readable image"):
+        read_upload({"path": str(corrupt), "orig_name": "holiday.png"}, "The pose")
+    with pytest.raises(ValueError, match=f"^The pose: {re.escape(repr(str(corrupt)))} is not a readable image"):
+        read_upload({"path": str(corrupt)}, "The pose")  # no original name: the path as it is
+
+
+def test_a_notice_says_when_only_the_first_of_two_frames_is_used(capsys) -> None:
+    image = Image.new("RGB", (4, 4))
+    say_if_frames_were_dropped(image, "The pose")
+    image.info[FRAMES] = 2
+    say_if_frames_were_dropped(image, "The pose")
+    assert capsys.readouterr().out.count("The pose has 2 frames (an animation or a multi-page file): the first is used.") == 1
