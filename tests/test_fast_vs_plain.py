@@ -4,7 +4,9 @@ import math
 
 import pytest
 import torch
+from diffusers.models.attention_processor import Attention
 
+from parts2whole.attention import DecoupledCrossAttnProcessor, SharedSelfAttnProcessor
 from parts2whole.reference import active_bank, token_grid_mask
 from parts2whole.testing.inputs import call_kwargs
 from parts2whole.testing.plain_reference import install_plain_processors, plain_token_grid
@@ -75,3 +77,27 @@ def test_token_grid_mask_matches_plain(height: int, width: int) -> None:
         num_tokens = grid_height * grid_width
         assert torch.equal(token_grid_mask(masks, num_tokens), plain_token_grid(masks, num_tokens))
         grid_height, grid_width = -(-grid_height // 2), -(-grid_width // 2)
+
+
+def test_a_mask_at_the_token_grids_own_size_is_only_dilated_and_a_size_without_a_grid_is_named() -> None:
+    """Stride 1 (the mask is the grid): one marked token becomes its 3 x 3 neighbourhood."""
+    masks = torch.zeros(1, 1, 4, 3)
+    masks[0, 0, 1, 1] = 1.0
+    expected = torch.zeros(4, 3)
+    expected[0:3, 0:3] = 1.0
+    assert torch.equal(token_grid_mask(masks, 12), expected.reshape(1, 12, 1))
+    with pytest.raises(ValueError, match=r"^A 4x3 mask has no token grid of 7 tokens\.$"):
+        token_grid_mask(masks, 7)
+
+
+@pytest.mark.parametrize("processor", ["shared self-attention", "decoupled cross-attention"])
+def test_the_processors_refuse_an_attention_mask(processor) -> None:
+    """Their attention is built from the bank's fold, not from a mask: one passed would be ignored."""
+    attn = Attention(query_dim=8, cross_attention_dim=8, heads=2, dim_head=4)
+    if processor == "shared self-attention":
+        attn.set_processor(SharedSelfAttnProcessor("block"))
+    else:
+        attn.set_processor(DecoupledCrossAttnProcessor(8, 8, num_image_tokens=2))
+    hidden, context = torch.randn(1, 4, 8), torch.randn(1, 5, 8)
+    with pytest.raises(NotImplementedError, match=r"^Parts2Whole's attention processors take no attention mask\.$"):
+        attn(hidden, encoder_hidden_states=None if processor == "shared self-attention" else context, attention_mask=torch.zeros(1, 1, 4))
