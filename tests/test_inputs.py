@@ -1,5 +1,6 @@
 """Bad input gets a sentence naming the problem; odd but valid images are read correctly."""
 
+import re
 import struct
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from PIL import Image
 
 from parts2whole import preprocess
 from parts2whole.labels import order_labels
-from parts2whole.preprocess import image_from_array, load_image, prepare_pose, prepare_reference, to_mask, to_rgba
+from parts2whole.preprocess import FRAMES, image_from_array, load_image, prepare_pose, prepare_reference, to_mask, to_rgba
 from parts2whole.testing.inputs import HEIGHT, WIDTH, call_kwargs, noise_image
 
 
@@ -280,3 +281,25 @@ def test_image_arrays_of_each_type_become_these_pixels(array, mode, expected) ->
 def test_image_arrays_of_other_shapes_and_types_are_refused_with_a_sentence(array, message) -> None:
     with pytest.raises(ValueError, match=message):
         image_from_array(array, "the 'face' image")
+
+
+@pytest.mark.parametrize(("name", "frames"), [("one.png", 1), ("one.jpg", 1), ("two.gif", 2), ("three.gif", 3)])
+def test_the_frame_count_is_noted_only_for_files_of_several_frames(tmp_path, name, frames) -> None:
+    path = tmp_path / name
+    images = [Image.new("RGB", (8, 8), (60 * i, 0, 0)) for i in range(frames)]
+    images[0].save(path, save_all=frames > 1, append_images=images[1:])
+    image = load_image(path, "The pose")
+    assert image.info.get(FRAMES) == (frames if frames > 1 else None)
+    assert image.convert("RGB").getpixel((0, 0))[0] == 0  # the first frame
+
+
+def test_an_image_beyond_pillows_own_safety_limit_is_refused_by_name(tmp_path) -> None:
+    bomb = tmp_path / "huge.png"
+    png_bomb(bomb, 20000)  # 400 megapixels: over twice Pillow's limit, so Pillow refuses it when opening
+    with pytest.raises(ValueError, match=f"^The pose: {re.escape(repr(str(bomb)))} declares an image too large to open safely\\.$"):
+        load_image(bomb, "The pose")
+
+
+def test_an_array_of_the_wrong_shape_is_named() -> None:
+    with pytest.raises(ValueError, match=r"^The face image: an image array must be HxW, HxWx3 or HxWx4, got shape \(4, 4, 2\)\.$"):
+        load_image(np.zeros((4, 4, 2), np.uint8), "The face image")

@@ -96,6 +96,15 @@ def test_components_can_be_passed_in(released_checkpoint) -> None:
     assert pipe.vae is vae
 
 
+def test_a_component_passed_in_need_not_be_in_the_checkpoint(released_checkpoint, tmp_path) -> None:
+    """A checkpoint without its VAE folder loads when a VAE is given (only the rest is looked for)."""
+    folder = tmp_path / "no-vae"
+    shutil.copytree(released_checkpoint[0], folder)
+    shutil.rmtree(folder / "vae")
+    vae = AutoencoderKL.from_pretrained(released_checkpoint[0] / "vae")
+    assert Parts2WholePipeline.from_pretrained(folder, vae=vae).vae is vae
+
+
 def test_torch_dtype_applies_to_every_model(released_checkpoint) -> None:
     pipe = Parts2WholePipeline.from_pretrained(released_checkpoint[0], torch_dtype=torch.bfloat16)
     for name in ("vae", "text_encoder", "image_encoder", "unet", "reference_unet", "pose_guider"):
