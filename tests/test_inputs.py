@@ -8,6 +8,7 @@ import zlib
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from parts2whole import preprocess
@@ -25,17 +26,19 @@ from parts2whole.testing.inputs import HEIGHT, WIDTH, call_kwargs, noise_image
         ({"height": 100}, "`height` must be a positive multiple of 8, got 100"),
         ({"width": 0}, "`width` must be a positive multiple of 8"),
         ({"structure": {}}, r"`structure` must hold the target pose as \{'densepose': image\}"),
-        ({"structure": {"densepose": "p.png", "openpose": "o.png"}}, "takes only 'densepose'"),
+        ({"structure": {"densepose": "p.png", "openpose": "o.png"}}, r"Unsupported structure \['openpose'\]: the released model takes only 'densepose'\.$"),
         ({"num_inference_steps": 0}, "`num_inference_steps` must be at least 1"),
         ({"num_inference_steps": float("nan")}, "`num_inference_steps` must be at least 1, got nan"),
         ({"guidance_scale": float("nan")}, r"`guidance_scale` must be a finite number \(e.g. 7.5; 1 turns guidance off\), got nan"),
         ({"guidance_scale": None}, "`guidance_scale` must be a finite number"),
         ({"num_images_per_prompt": 0}, "`num_images_per_prompt` must be at least 1"),
         ({"output_type": "jpeg"}, "`output_type` must be one of"),
+        ({"generator": [torch.Generator()] * 2}, r"2 generators given for 1 images\.$"),
+        ({"callback_on_step_end_tensor_inputs": ["latents", "noise"]}, r"Callbacks can take \['latents'\], not \['noise'\]\.$"),
     ],
 )
 def test_bad_call_arguments_are_named(pipe, overrides, message) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match="^" + message):  # each sentence from its start
         pipe(**call_kwargs(2, **overrides))
 
 
