@@ -4,10 +4,10 @@ import math
 
 import pytest
 import torch
-from diffusers.models.attention_processor import Attention
+from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
-from parts2whole.attention import DecoupledCrossAttnProcessor, SharedSelfAttnProcessor
-from parts2whole.reference import active_bank, token_grid_mask
+from parts2whole.attention import DecoupledCrossAttnProcessor, ReferenceCaptureProcessor, SharedSelfAttnProcessor
+from parts2whole.reference import ReferenceBank, active_bank, token_grid_mask
 from parts2whole.testing.inputs import call_kwargs
 from parts2whole.testing.plain_reference import install_plain_processors, plain_token_grid
 
@@ -101,3 +101,21 @@ def test_the_processors_refuse_an_attention_mask(processor) -> None:
     hidden, context = torch.randn(1, 4, 8), torch.randn(1, 5, 8)
     with pytest.raises(NotImplementedError, match=r"^Parts2Whole's attention processors take no attention mask\.$"):
         attn(hidden, encoder_hidden_states=None if processor == "shared self-attention" else context, attention_mask=torch.zeros(1, 1, 4))
+
+
+def test_the_appearance_encoder_is_plain_when_no_capture_is_under_way(pipe) -> None:
+    """With no bank active, or one that holds no part masks, the capture processors only attend."""
+    unet = pipe.reference_unet
+    assert any(isinstance(p, ReferenceCaptureProcessor) for p in unet.attn_processors.values())
+    sample = torch.randn(1, unet.config.in_channels, 8, 6, generator=torch.Generator().manual_seed(0))
+    context = torch.randn(1, 5, unet.config.cross_attention_dim, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        alone = unet(sample, 10, encoder_hidden_states=context).sample
+        with ReferenceBank().active():
+            with_empty_bank = unet(sample, 10, encoder_hidden_states=context).sample
+        processors = unet.attn_processors
+        unet.set_attn_processor({name: AttnProcessor2_0() if isinstance(p, ReferenceCaptureProcessor) else p for name, p in processors.items()})
+        plain = unet(sample, 10, encoder_hidden_states=context).sample
+        unet.set_attn_processor(processors)
+    torch.testing.assert_close(alone, plain, rtol=0, atol=0)
+    torch.testing.assert_close(with_empty_bank, plain, rtol=0, atol=0)
