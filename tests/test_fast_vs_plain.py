@@ -1,12 +1,18 @@
 """The fast attention path equals a plain implementation of docs/method.md §4 (parts2whole/testing/plain_reference.py)."""
 
 import math
+import re
 
 import pytest
 import torch
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
-from parts2whole.attention import DecoupledCrossAttnProcessor, ReferenceCaptureProcessor, SharedSelfAttnProcessor
+from parts2whole.attention import (
+    DecoupledCrossAttnProcessor,
+    ReferenceCaptureProcessor,
+    SharedSelfAttnProcessor,
+    check_supported_attention,
+)
 from parts2whole.reference import ReferenceBank, active_bank, token_grid_mask
 from parts2whole.testing.inputs import call_kwargs
 from parts2whole.testing.plain_reference import install_plain_processors, plain_token_grid
@@ -119,3 +125,23 @@ def test_the_appearance_encoder_is_plain_when_no_capture_is_under_way(pipe) -> N
         unet.set_attn_processor(processors)
     torch.testing.assert_close(alone, plain, rtol=0, atol=0)
     torch.testing.assert_close(with_empty_bank, plain, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"spatial_norm_dim": 4}, "spatial_norm"),
+        ({"norm_num_groups": 2}, "group_norm"),
+        ({"qk_norm": "layer_norm"}, "norm_q"),
+        ({"cross_attention_norm": "layer_norm"}, "norm_cross"),
+        ({"added_kv_proj_dim": 8}, "added kv projections"),
+        ({"residual_connection": True}, "residual_connection"),
+        ({"rescale_output_factor": 2.0}, "rescale_output_factor"),
+        ({"bias": True}, "q/k/v bias"),
+    ],
+)
+def test_an_attention_layer_the_processors_do_not_apply_is_refused_by_what_it_has(options, named) -> None:
+    attn = Attention(query_dim=32, cross_attention_dim=32, heads=2, dim_head=16, **options)
+    with pytest.raises(ValueError, match=f"^Attention layer down.0 has {re.escape(named)}: not a Stable Diffusion 1.x layout\\.$"):
+        check_supported_attention("down.0", attn)
+    check_supported_attention("down.0", Attention(query_dim=32, cross_attention_dim=32, heads=2, dim_head=16))
