@@ -5,6 +5,7 @@ import re
 
 import pytest
 import torch
+from diffusers import UNet2DConditionModel
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
 from parts2whole.attention import (
@@ -12,6 +13,7 @@ from parts2whole.attention import (
     ReferenceCaptureProcessor,
     SharedSelfAttnProcessor,
     check_supported_attention,
+    install_processors,
 )
 from parts2whole.reference import ReferenceBank, active_bank, token_grid_mask
 from parts2whole.testing.inputs import call_kwargs
@@ -145,3 +147,11 @@ def test_an_attention_layer_the_processors_do_not_apply_is_refused_by_what_it_ha
     with pytest.raises(ValueError, match=f"^Attention layer down.0 has {re.escape(named)}: not a Stable Diffusion 1.x layout\\.$"):
         check_supported_attention("down.0", attn)
     check_supported_attention("down.0", Attention(query_dim=32, cross_attention_dim=32, heads=2, dim_head=16))
+
+
+def test_a_reference_unet_of_another_architecture_is_refused(pipe) -> None:
+    config = dict(pipe.unet.config)
+    config["layers_per_block"] = config["layers_per_block"] + 1
+    deeper = UNet2DConditionModel.from_config(config)
+    with pytest.raises(ValueError, match=r"^The UNet and the reference UNet must have the same architecture\.$"):
+        install_processors(pipe.unet, deeper)
