@@ -129,8 +129,13 @@ def test_image_modes_become_rgba(tmp_path) -> None:
         ("I;16L", [0, 257 * 200, 65535], [0, 200, 255]),
         ("I", [0, 257 * 200, 65535], [0, 200, 255]),  # 32-bit integers holding 16-bit values
         ("I", [0, 10, 200], [0, 10, 200]),  # 32-bit integers holding 8-bit values: as they are
+        ("I", [0, 10, 255], [0, 10, 255]),  # 255 is still 8-bit
+        ("I", [0, 128, 256], [0, 0, 1]),  # 256 is 16-bit: / 257
+        ("I", [0, 1, 1], [0, 1, 1]),  # integers up to 1 are not a [0, 1] float scale
         ("F", [0.0, 0.75, 1.0], [0, 191, 255]),  # floats in [0, 1]: x 255 (not x 256, which gives 192)
         ("F", [0.0, 257 * 200.0, 65535.0], [0, 200, 255]),  # floats on a 16-bit scale
+        ("F", [0.0, 1.5, 0.75], [0, 2, 1]),  # floats above 1: an 8-bit scale
+        ("F", [-300.0, 0.0, 300.0], [0, 0, 1]),  # negative values clip to 0
     ],
 )
 def test_deep_greyscale_modes_are_scaled_to_8_bits(mode, values, expected) -> None:
@@ -230,7 +235,7 @@ def test_a_huge_jpeg_is_read_at_a_reduced_scale(tmp_path) -> None:
 
 @pytest.mark.parametrize(
     ("limit", "size"),
-    [(120_000, (400, 300)), (119_999, (200, 150)), (29_999, (100, 75)), (7_499, (50, 38)), (1_899, None)],
+    [(120_000, (400, 300)), (119_999, (200, 150)), (29_999, (100, 75)), (7_500, (100, 75)), (7_499, (50, 38)), (1_899, None)],
 )
 def test_a_jpeg_is_decoded_at_the_largest_scale_within_the_limit(tmp_path, monkeypatch, limit, size) -> None:
     """400x300 = 120,000 pixels: within a limit of 120,000 as it is, else at 1/2, 1/4, 1/8 (the
