@@ -122,7 +122,8 @@ def test_the_appearance_encoder_is_plain_when_no_capture_is_under_way(pipe) -> N
         with ReferenceBank().active():
             with_empty_bank = unet(sample, 10, encoder_hidden_states=context).sample
         processors = unet.attn_processors
-        unet.set_attn_processor({name: AttnProcessor2_0() if isinstance(p, ReferenceCaptureProcessor) else p for name, p in processors.items()})
+        plain_processors = {name: AttnProcessor2_0() if isinstance(p, ReferenceCaptureProcessor) else p for name, p in processors.items()}
+        unet.set_attn_processor(plain_processors)
         plain = unet(sample, 10, encoder_hidden_states=context).sample
         unet.set_attn_processor(processors)
     torch.testing.assert_close(alone, plain, rtol=0, atol=0)

@@ -26,7 +26,10 @@ from parts2whole.testing.inputs import HEIGHT, WIDTH, call_kwargs, noise_image
         ({"height": 100}, "`height` must be a positive multiple of 8, got 100"),
         ({"width": 0}, "`width` must be a positive multiple of 8"),
         ({"structure": {}}, r"`structure` must hold the target pose as \{'densepose': image\}"),
-        ({"structure": {"densepose": "p.png", "openpose": "o.png"}}, r"Unsupported structure \['openpose'\]: the released model takes only 'densepose'\.$"),
+        (
+            {"structure": {"densepose": "p.png", "openpose": "o.png"}},
+            r"Unsupported structure \['openpose'\]: the released model takes only 'densepose'\.$",
+        ),
         ({"num_inference_steps": 0}, "`num_inference_steps` must be at least 1"),
         ({"num_inference_steps": float("nan")}, "`num_inference_steps` must be at least 1, got nan"),
         ({"guidance_scale": float("nan")}, r"`guidance_scale` must be a finite number \(e.g. 7.5; 1 turns guidance off\), got nan"),

@@ -2,7 +2,6 @@
 
 import json
 import re
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -98,5 +97,6 @@ def test_the_scheduler_is_the_requests_made_once_or_made_from_the_checkpoints_co
 
 def test_a_request_without_a_seed_is_refused_with_what_to_do(entry, tmp_path) -> None:
     request = GenerationRequest.from_dict(entry, tmp_path)
-    with pytest.raises(ValueError, match=f"^{re.escape('The request has no seed: call request.with_seed() first, so that the seed used can be written.')}$"):
+    said = "The request has no seed: call request.with_seed() first, so that the seed used can be written."
+    with pytest.raises(ValueError, match=f"^{re.escape(said)}$"):
         generate(RecordingPipeline(), request)

@@ -453,7 +453,10 @@ def test_a_json_request_with_its_files_generates_like_the_form(handlers, tmp_pat
     for text, files, message in [
         ("{", [], "The request is not valid JSON"),
         (json.dumps({**request, "colour": 1}), [str(face), str(pose)], "Unknown key(s) ['colour']"),
-        (json.dumps(request), [str(face), str(tmp_path / "b.png")], "names 'any/folder/pose.png', which is not among the files sent (face.png, b.png)."),
+        (
+            json.dumps(request), [str(face), str(tmp_path / "b.png")],
+            "names 'any/folder/pose.png', which is not among the files sent (face.png, b.png).",
+        ),
         (json.dumps({**request, "appearance": {"hat": "face.png"}}), [str(face), str(pose)], "Unknown part label(s) 'hat'"),
     ]:
         with pytest.raises(gr.Error, match=re.escape(message)):
@@ -697,7 +700,8 @@ def test_a_corrupt_upscaler_file_is_said_and_small_uploads_go_on_unscaled(demo_w
     fetch = f"`python download_weights.py --only realesrgan --dir {weights}`"
     models.preload()  # the demo still starts
     (said,) = re.findall(r"^Not loaded: (.*)$", capsys.readouterr().err, re.MULTILINE)
-    assert re.fullmatch(rf"{re.escape(str(models.realesrgan_file()))} is not a readable Real-ESRGAN checkpoint \(\w+\)\. Fetch it again: {re.escape(fetch)}\.", said)
+    readable = rf"{re.escape(str(models.realesrgan_file()))} is not a readable Real-ESRGAN checkpoint \(\w+\)\."
+    assert re.fullmatch(rf"{readable} Fetch it again: {re.escape(fetch)}\.", said)
     corrupt = Handlers(models, [], [])
     with pytest.warns(UserWarning, match=f"^{re.escape(said)} The face image is used as it is.$"):
         part, _, _ = corrupt.reference_uploaded("face", noise_image(4, (40, 30)))
