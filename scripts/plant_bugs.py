@@ -93,8 +93,8 @@ BUGS = [  # (name, file, line as it is, the line with the bug, the tests that mu
     (
         "densepose out-of-range share 0.2 -> 0.9",
         "parts2whole/densepose.py",
-        "> NUM_PARTS + INDEX_SLACK).mean() > 0.2:",
-        "> NUM_PARTS + INDEX_SLACK).mean() > 0.9:",
+        "> NUM_PARTS + INDEX_SLACK).mean()) > 0.2:",
+        "> NUM_PARTS + INDEX_SLACK).mean()) > 0.9:",
         "tests/test_densepose_check.py",
     ),
     (
