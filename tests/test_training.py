@@ -2,6 +2,7 @@
 resumed run continues exactly as an uninterrupted one."""
 
 import csv
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,9 @@ from parts2whole.runtime import DEFAULTS_FILE, SCHEDULERS, make_scheduler
 from parts2whole.synthetic import write_dataset
 from parts2whole.training.components import scratch_components
 from parts2whole.training.config import ModelConfig, TrainConfig
-from parts2whole.training.data import PartsDataset, collate
+from parts2whole.training.data import PARSING_CLASSES, PartsDataset, collate
 from parts2whole.training.loop import DETERMINISTIC_LOG_VARIANCE, StepBatches, make_accelerator, train, train_vae
-from parts2whole.training.step import draw_conditions, pack_image_tokens
+from parts2whole.training.step import class_weight_table, draw_conditions, latent_loss_weights, pack_image_tokens, weighted_mse
 
 TINY_MODEL = ModelConfig(
     unet_channels=[8, 16], attention_heads=2, cross_attention_dim=16, text_layers=1, vision_layers=1,
@@ -226,3 +227,59 @@ def test_settings_read_numbers_as_yaml_writes_them_and_refuse_other_values(tmp_p
         with pytest.raises(ValueError) as error:
             TrainConfig.load(None, [override])
         assert str(error.value).startswith(message)
+
+
+def test_class_weights_weigh_each_latent_cell_by_the_classes_it_covers():
+    """A cell's weight is the mean of its pixels' class weights; unnamed classes weigh 1; unknown
+    names and weights that are not positive numbers are refused with a sentence."""
+    table = class_weight_table({"face": 10, "shoes": 4.5})
+    assert table.tolist() == [1.0, 1.0, 10.0, 1.0, 1.0, 1.0, 4.5, 1.0]
+    parsing = torch.zeros(1, 4, 8, dtype=torch.int64)  # two 4 x 4 cells at a factor of 4
+    parsing[0, :2, :4] = PARSING_CLASSES.index("face")  # half of the first cell
+    parsing[0, :, 4:] = PARSING_CLASSES.index("shoes")  # all of the second
+    assert latent_loss_weights(parsing, table, (1, 2)).flatten().tolist() == [5.5, 4.5]
+    for weights, message in (
+        ({"hat": 2}, "loss_weights names unknown parsing class(es) ['hat']"),
+        ({"face": 0}, "loss_weights['face'] must be a positive number, got 0."),
+        ({"face": True}, "loss_weights['face'] must be a positive number, got True."),
+        ({"face": "10"}, "loss_weights['face'] must be a positive number, got '10'."),
+    ):
+        with pytest.raises(ValueError) as error:
+            class_weight_table(weights)
+        assert str(error.value).startswith(message)
+
+
+def test_weighted_mse_weighs_each_cell_and_divides_by_the_weights():
+    prediction, target = torch.zeros(1, 2, 1, 2), torch.tensor([[[[1.0, 3.0]], [[1.0, 3.0]]]])
+    weights = torch.tensor([[[[1.0, 3.0]]]])
+    assert weighted_mse(prediction, target, weights).item() == pytest.approx((1 * 1 + 3 * 9) / (1 + 3))
+    assert weighted_mse(prediction, target, torch.ones(1, 1, 1, 2)).item() == pytest.approx(5.0)
+
+
+def test_the_training_loss_is_the_plain_one_at_equal_weights_and_changes_with_the_person_weighted(dataset, tmp_path):
+    from parts2whole.training.loop import initial_pipeline
+    from parts2whole.training.step import FrozenEncoders, TrainedParts, training_loss
+
+    config = tiny_config(dataset, tmp_path / "fixed", vae_steps=0)
+    pipe = initial_pipeline(config, make_accelerator(config))
+    frozen = FrozenEncoders(pipe.vae, pipe.text_encoder, pipe.tokenizer, pipe.image_encoder, torch.device("cpu"))
+    model = TrainedParts(pipe.unet, pipe.reference_unet, pipe.pose_guider)
+    data = PartsDataset(dataset, "train", (32, 24), clip_processor=pipe.feature_extractor)
+    batch = collate([data[i] for i in range(2)])
+    scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+
+    def loss(weights: dict[str, float] | None) -> float:
+        table = class_weight_table(weights) if weights is not None else None
+        with torch.no_grad():
+            return training_loss(model, frozen, scheduler, batch, (0.0, 0.0, 0.0), torch.Generator().manual_seed(1), table).item()
+
+    plain = loss(None)
+    assert loss({name: 7.0 for name in PARSING_CLASSES}) == pytest.approx(plain, rel=1e-6)
+    assert loss({name: 20.0 for name in PARSING_CLASSES[1:]}) != pytest.approx(plain, rel=1e-3)
+
+
+def test_loss_weights_need_parsing_maps(dataset, tmp_path):
+    bare = tmp_path / "bare"
+    shutil.copytree(dataset, bare, ignore=shutil.ignore_patterns("parsing"))
+    with pytest.raises(ValueError, match="has no parsing/ folder"):
+        train(tiny_config(bare, tmp_path / "run", loss_weights={"face": 4}))

@@ -54,6 +54,7 @@ class TrainConfig:
     cfg_dropout: float = 0.1  # the whole context dropped: empty text, no image tokens, no references
     reference_dropout: float = 0.2  # the pose, all references, or single parts dropped
     caption_dropout: float = 0.0  # the caption alone replaced by the empty text
+    loss_weights: dict[str, float] = field(default_factory=dict)  # parsing class -> weight (docs/training.md); {}: plain MSE
     num_workers: int = 2
     seed: int = 0
     log_every: int = 10

@@ -27,7 +27,7 @@ from ..runtime import DEFAULTS_FILE
 from .components import scratch_components
 from .config import TrainConfig
 from .data import PartsDataset, collate
-from .step import FrozenEncoders, TrainedParts, training_loss
+from .step import FrozenEncoders, TrainedParts, class_weight_table, training_loss
 
 
 class StepBatches(Sampler[list[tuple[int, int]]]):
@@ -267,6 +267,9 @@ def latest_checkpoint(output_dir: Path) -> Path | None:
 
 def train(config: TrainConfig, resume: str | None = None) -> Path:
     """Run (or resume) training; returns the folder of the final model in the released layout."""
+    class_weights = class_weight_table(config.loss_weights) if config.loss_weights else None
+    if class_weights is not None and not (Path(config.data) / "parsing").is_dir():
+        raise ValueError(f"loss_weights weighs the loss by the targets' parsing maps, and {config.data} has no parsing/ folder.")
     accelerator = make_accelerator(config)
     set_seed(config.seed)
     output_dir = Path(config.output_dir)
@@ -307,7 +310,7 @@ def train(config: TrainConfig, resume: str | None = None) -> Path:
         for micro in range(accumulation):
             generator = step_generator(config.seed, step * accumulation + micro, accelerator.process_index)
             with accelerator.accumulate(model), accelerator.autocast():
-                loss = training_loss(model, frozen, noise_scheduler, next(batches), dropouts, generator)
+                loss = training_loss(model, frozen, noise_scheduler, next(batches), dropouts, generator, class_weights)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and config.max_grad_norm:
                     accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)

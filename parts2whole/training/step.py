@@ -14,6 +14,7 @@ from ..labels import MAX_PARTS, PART_LABELS
 from ..pipeline import reference_latents, text_embeddings
 from ..pose_guider import PoseGuider, install_pose_hook, pose_added_to_conv_in
 from ..reference import ReferenceBank, capture_training_features
+from .data import PARSING_CLASSES
 
 
 class TrainedParts(nn.Module):
@@ -129,6 +130,31 @@ class FrozenEncoders:
         return {"latents": latents, "ref_latents": ref_latents, "context": torch.cat([text, pack_image_tokens(embeds, present)], 1)}
 
 
+def class_weight_table(loss_weights: dict[str, float]) -> torch.Tensor:
+    """One loss weight per `PARSING_CLASSES` entry: those `loss_weights` names, 1 for the rest."""
+    unknown = sorted(set(loss_weights) - set(PARSING_CLASSES))
+    if unknown:
+        raise ValueError(f"loss_weights names unknown parsing class(es) {unknown}; the classes are {list(PARSING_CLASSES)}.")
+    table = torch.ones(len(PARSING_CLASSES))
+    for name, weight in loss_weights.items():
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
+            raise ValueError(f"loss_weights[{name!r}] must be a positive number, got {weight!r}.")
+        table[PARSING_CLASSES.index(name)] = float(weight)
+    return table
+
+
+def latent_loss_weights(parsing: torch.Tensor, class_weights: torch.Tensor, latent_size: tuple[int, int]) -> torch.Tensor:
+    """(B, H, W) parsing maps -> (B, 1, h, w) weights: each latent cell's is the mean of its pixels'
+    class weights, so a cell half hair, half background weighs half of each."""
+    pixel_weights = class_weights.to(parsing.device)[parsing][:, None]
+    return F.adaptive_avg_pool2d(pixel_weights, latent_size)
+
+
+def weighted_mse(prediction: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Sum of weights x squared errors over the sum of the weights (`weights` broadcast over channels)."""
+    return ((prediction - target).square() * weights).mean() / weights.mean()
+
+
 def training_loss(
     model: nn.Module,
     frozen: FrozenEncoders,
@@ -136,9 +162,12 @@ def training_loss(
     batch: dict,
     dropouts: tuple[float, float, float],
     generator: torch.Generator,
+    class_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """MSE between the prediction and its target at uniformly drawn timesteps: the noise, or the
-    velocity for a v-prediction schedule."""
+    velocity for a v-prediction schedule. With `class_weights` (one per parsing class) each latent
+    cell's squared error is weighted by the classes it covers and the sum divided by the weights',
+    so all-equal weights give the plain MSE (docs/training.md, "Weighting the person")."""
     device = frozen.device
     conditions = draw_conditions(batch["present"], *dropouts, generator=generator)
     encoded = frozen.encode(batch, conditions, generator)
@@ -151,4 +180,7 @@ def training_loss(
         conditions.present.to(device), batch["pose"].to(device), conditions.use_pose.to(device),
     )  # fmt: skip
     target = noise if noise_scheduler.config.prediction_type == "epsilon" else noise_scheduler.get_velocity(latents, noise, timesteps)
-    return F.mse_loss(prediction.float(), target.float())
+    if class_weights is None:
+        return F.mse_loss(prediction.float(), target.float())
+    weights = latent_loss_weights(batch["parsing"].to(device), class_weights, tuple(latents.shape[-2:]))
+    return weighted_mse(prediction.float(), target.float(), weights)
