@@ -16,8 +16,17 @@ from parts2whole.synthetic import write_dataset
 from parts2whole.training.components import scratch_components
 from parts2whole.training.config import ModelConfig, TrainConfig
 from parts2whole.training.data import PARSING_CLASSES, PartsDataset, collate
-from parts2whole.training.loop import DETERMINISTIC_LOG_VARIANCE, StepBatches, make_accelerator, train, train_vae
-from parts2whole.training.step import class_weight_table, draw_conditions, latent_loss_weights, pack_image_tokens, weighted_mse
+from parts2whole.training.loop import DETERMINISTIC_LOG_VARIANCE, StepBatches, initial_pipeline, make_accelerator, train, train_vae
+from parts2whole.training.step import (
+    FrozenEncoders,
+    TrainedParts,
+    class_weight_table,
+    draw_conditions,
+    latent_loss_weights,
+    pack_image_tokens,
+    training_loss,
+    weighted_mse,
+)
 
 TINY_MODEL = ModelConfig(
     unet_channels=[8, 16], attention_heads=2, cross_attention_dim=16, text_layers=1, vision_layers=1,
@@ -101,20 +110,20 @@ def test_resumed_run_continues_as_an_uninterrupted_one(dataset, tmp_path):
         assert resumed[step] == pytest.approx(expected[step], rel=1e-5, abs=1e-7)
 
 
-@pytest.mark.parametrize("zero_terminal_snr", [False, True])
-def test_loss_falls_on_a_fixed_batch(dataset, tmp_path, zero_terminal_snr):
-    """A few dozen steps on the same batch must lower its loss at fixed noise and timesteps."""
-    from parts2whole.training.loop import initial_pipeline, make_accelerator
-    from parts2whole.training.step import FrozenEncoders, TrainedParts, training_loss
-
-    model_config = ModelConfig(**{**TINY_MODEL.__dict__, "zero_terminal_snr": zero_terminal_snr})
-    config = tiny_config(dataset, tmp_path / "fixed", vae_steps=0, model=model_config)
+def step_inputs(config: TrainConfig) -> tuple[TrainedParts, FrozenEncoders, DDPMScheduler, dict]:
+    """A new tiny model, its frozen encoders, its noise schedule and a batch of two training samples."""
     pipe = initial_pipeline(config, make_accelerator(config))
     frozen = FrozenEncoders(pipe.vae, pipe.text_encoder, pipe.tokenizer, pipe.image_encoder, torch.device("cpu"))
     model = TrainedParts(pipe.unet, pipe.reference_unet, pipe.pose_guider)
-    data = PartsDataset(dataset, "train", (32, 24), clip_processor=pipe.feature_extractor)
-    batch = collate([data[i] for i in range(2)])
-    scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+    data = PartsDataset(config.data, "train", (config.height, config.width), clip_processor=pipe.feature_extractor)
+    return model, frozen, DDPMScheduler.from_config(pipe.scheduler.config), collate([data[i] for i in range(2)])
+
+
+@pytest.mark.parametrize("zero_terminal_snr", [False, True])
+def test_loss_falls_on_a_fixed_batch(dataset, tmp_path, zero_terminal_snr):
+    """A few dozen steps on the same batch must lower its loss at fixed noise and timesteps."""
+    model_config = ModelConfig(**{**TINY_MODEL.__dict__, "zero_terminal_snr": zero_terminal_snr})
+    model, frozen, scheduler, batch = step_inputs(tiny_config(dataset, tmp_path / "fixed", vae_steps=0, model=model_config))
 
     def loss() -> torch.Tensor:
         return training_loss(model, frozen, scheduler, batch, (0.0, 0.0, 0.0), torch.Generator().manual_seed(1))
@@ -257,16 +266,7 @@ def test_weighted_mse_weighs_each_cell_and_divides_by_the_weights():
 
 
 def test_the_training_loss_is_the_plain_one_at_equal_weights_and_changes_with_the_person_weighted(dataset, tmp_path):
-    from parts2whole.training.loop import initial_pipeline
-    from parts2whole.training.step import FrozenEncoders, TrainedParts, training_loss
-
-    config = tiny_config(dataset, tmp_path / "fixed", vae_steps=0)
-    pipe = initial_pipeline(config, make_accelerator(config))
-    frozen = FrozenEncoders(pipe.vae, pipe.text_encoder, pipe.tokenizer, pipe.image_encoder, torch.device("cpu"))
-    model = TrainedParts(pipe.unet, pipe.reference_unet, pipe.pose_guider)
-    data = PartsDataset(dataset, "train", (32, 24), clip_processor=pipe.feature_extractor)
-    batch = collate([data[i] for i in range(2)])
-    scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+    model, frozen, scheduler, batch = step_inputs(tiny_config(dataset, tmp_path / "fixed", vae_steps=0))
 
     def loss(weights: dict[str, float] | None) -> float:
         table = class_weight_table(weights) if weights is not None else None
