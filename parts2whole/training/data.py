@@ -194,6 +194,12 @@ def load_parsing(path: Path) -> Image.Image:
     return image
 
 
+def parsing_maps_folder(root: Path) -> Path | None:
+    """`root/parsing` where the dataset has parsing maps (then every item carries one), else None."""
+    folder = root / "parsing"
+    return folder if folder.is_dir() else None
+
+
 def read_samples(root: Path, split: str) -> list[Sample]:
     """Every line of `root/<split>.jsonl`, checked; the images themselves are read per item."""
     path = root / f"{split}.jsonl"
@@ -201,7 +207,7 @@ def read_samples(root: Path, split: str) -> list[Sample]:
         text = path.read_text()
     except OSError as error:
         raise ValueError(f"Cannot read {path}: {error.strerror}.") from None
-    parsing_folder = root / "parsing" if (root / "parsing").is_dir() else None
+    parsing_folder = parsing_maps_folder(root)
     samples = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():

@@ -26,7 +26,7 @@ from ..pipeline import Parts2WholePipeline
 from ..runtime import DEFAULTS_FILE
 from .components import scratch_components
 from .config import TrainConfig
-from .data import PartsDataset, collate
+from .data import PartsDataset, collate, parsing_maps_folder
 from .step import FrozenEncoders, TrainedParts, class_weight_table, training_loss
 
 
@@ -268,7 +268,7 @@ def latest_checkpoint(output_dir: Path) -> Path | None:
 def train(config: TrainConfig, resume: str | None = None) -> Path:
     """Run (or resume) training; returns the folder of the final model in the released layout."""
     class_weights = class_weight_table(config.loss_weights) if config.loss_weights else None
-    if class_weights is not None and not (Path(config.data) / "parsing").is_dir():
+    if class_weights is not None and parsing_maps_folder(Path(config.data)) is None:
         raise ValueError(f"loss_weights weighs the loss by the targets' parsing maps, and {config.data} has no parsing/ folder.")
     accelerator = make_accelerator(config)
     set_seed(config.seed)
