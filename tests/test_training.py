@@ -22,8 +22,10 @@ from parts2whole.training.step import (
     TrainedParts,
     class_weight_table,
     draw_conditions,
+    draw_timesteps,
     latent_loss_weights,
     pack_image_tokens,
+    timestep_draw_weights,
     training_loss,
     weighted_mse,
 )
@@ -276,6 +278,29 @@ def test_the_training_loss_is_the_plain_one_at_equal_weights_and_changes_with_th
     plain = loss(None)
     assert loss({name: 7.0 for name in PARSING_CLASSES}) == pytest.approx(plain, rel=1e-6)
     assert loss({name: 20.0 for name in PARSING_CLASSES[1:]}) != pytest.approx(plain, rel=1e-3)
+
+
+def test_the_noisiest_timesteps_are_drawn_as_often_as_asked_and_the_uniform_draw_is_unchanged():
+    """A portion of 0.5 at 3 times the rate puts three draws in four in the noisier half; without a
+    bias the draw is torch.randint's, so runs and checkpoints made before the setting are unchanged."""
+    assert timestep_draw_weights(1000, 0.0, 3.0) is None and timestep_draw_weights(1000, 0.5, 1.0) is None
+    weights = timestep_draw_weights(1000, 0.5, 3.0)
+    assert weights[:500].unique().tolist() == [1.0] and weights[500:].unique().tolist() == [3.0]
+    drawn = draw_timesteps(20000, 1000, weights, torch.Generator().manual_seed(0))
+    assert drawn.min() >= 0 and drawn.max() <= 999
+    assert (drawn >= 500).float().mean().item() == pytest.approx(0.75, abs=0.01)
+    uniform = draw_timesteps(8, 1000, None, torch.Generator().manual_seed(3))
+    assert torch.equal(uniform, torch.randint(0, 1000, (8,), generator=torch.Generator().manual_seed(3)))
+    for portion, multiplier, message in ((1.5, 3.0, "high_noise_portion must be between 0 and 1, got 1.5."),
+                                         (0.5, 0.0, "high_noise_multiplier must be a positive number, got 0.0.")):  # fmt: skip
+        with pytest.raises(ValueError) as error:
+            timestep_draw_weights(1000, portion, multiplier)
+        assert str(error.value) == message
+
+
+def test_train_refuses_a_timestep_bias_out_of_range(dataset, tmp_path):
+    with pytest.raises(ValueError, match="high_noise_portion must be between 0 and 1, got 2"):
+        train(tiny_config(dataset, tmp_path / "run", high_noise_portion=2))
 
 
 def test_loss_weights_need_parsing_maps(dataset, tmp_path):

@@ -55,6 +55,8 @@ class TrainConfig:
     reference_dropout: float = 0.2  # the pose, all references, or single parts dropped
     caption_dropout: float = 0.0  # the caption alone replaced by the empty text
     loss_weights: dict[str, float] = field(default_factory=dict)  # parsing class -> weight (docs/training.md); {}: plain MSE
+    high_noise_portion: float = 0.0  # the noisiest fraction of the timesteps, drawn high_noise_multiplier times as often
+    high_noise_multiplier: float = 1.0  # (docs/training.md, "Drawing the noisier timesteps more often"); 1: uniform
     num_workers: int = 2
     seed: int = 0
     log_every: int = 10

@@ -27,7 +27,7 @@ from ..runtime import DEFAULTS_FILE
 from .components import scratch_components
 from .config import TrainConfig
 from .data import PartsDataset, collate, parsing_maps_folder
-from .step import FrozenEncoders, TrainedParts, class_weight_table, training_loss
+from .step import FrozenEncoders, TrainedParts, check_timestep_bias, class_weight_table, timestep_draw_weights, training_loss
 
 
 class StepBatches(Sampler[list[tuple[int, int]]]):
@@ -270,6 +270,7 @@ def train(config: TrainConfig, resume: str | None = None) -> Path:
     class_weights = class_weight_table(config.loss_weights) if config.loss_weights else None
     if class_weights is not None and parsing_maps_folder(Path(config.data)) is None:
         raise ValueError(f"loss_weights weighs the loss by the targets' parsing maps, and {config.data} has no parsing/ folder.")
+    check_timestep_bias(config.high_noise_portion, config.high_noise_multiplier)
     accelerator = make_accelerator(config)
     set_seed(config.seed)
     output_dir = Path(config.output_dir)
@@ -280,6 +281,9 @@ def train(config: TrainConfig, resume: str | None = None) -> Path:
     frozen = FrozenEncoders(pipe.vae, pipe.text_encoder, pipe.tokenizer, pipe.image_encoder, accelerator.device)
     model = TrainedParts(pipe.unet, pipe.reference_unet, pipe.pose_guider).train()
     noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+    timestep_weights = timestep_draw_weights(
+        noise_scheduler.config.num_train_timesteps, config.high_noise_portion, config.high_noise_multiplier
+    )
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.adam_weight_decay)
     # Accelerate steps a prepared scheduler once per process for every optimizer step, hence the factor.
     lr_scheduler = get_scheduler(
@@ -310,7 +314,9 @@ def train(config: TrainConfig, resume: str | None = None) -> Path:
         for micro in range(accumulation):
             generator = step_generator(config.seed, step * accumulation + micro, accelerator.process_index)
             with accelerator.accumulate(model), accelerator.autocast():
-                loss = training_loss(model, frozen, noise_scheduler, next(batches), dropouts, generator, class_weights)
+                loss = training_loss(
+                    model, frozen, noise_scheduler, next(batches), dropouts, generator, class_weights, timestep_weights
+                )
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and config.max_grad_norm:
                     accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)

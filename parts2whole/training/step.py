@@ -155,6 +155,34 @@ def weighted_mse(prediction: torch.Tensor, target: torch.Tensor, weights: torch.
     return ((prediction - target).square() * weights).mean() / weights.mean()
 
 
+def check_timestep_bias(high_noise_portion: float, high_noise_multiplier: float) -> None:
+    """A sentence for settings `timestep_draw_weights` cannot use, before a run starts."""
+    if not 0.0 <= high_noise_portion <= 1.0:
+        raise ValueError(f"high_noise_portion must be between 0 and 1, got {high_noise_portion!r}.")
+    if not high_noise_multiplier > 0:
+        raise ValueError(f"high_noise_multiplier must be a positive number, got {high_noise_multiplier!r}.")
+
+
+def timestep_draw_weights(num_train_timesteps: int, high_noise_portion: float, high_noise_multiplier: float) -> torch.Tensor | None:
+    """How often each training timestep is drawn: the noisiest `high_noise_portion` of them
+    `high_noise_multiplier` times as often as the rest, where a region's colour is decided
+    (docs/training.md, "Drawing the noisier timesteps more often"); None for the uniform draw."""
+    check_timestep_bias(high_noise_portion, high_noise_multiplier)
+    noisiest = round(num_train_timesteps * high_noise_portion)
+    if noisiest == 0 or high_noise_multiplier == 1.0:
+        return None
+    weights = torch.ones(num_train_timesteps)
+    weights[num_train_timesteps - noisiest :] = high_noise_multiplier
+    return weights
+
+
+def draw_timesteps(count: int, num_train_timesteps: int, weights: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
+    """`count` training timesteps: uniform, or in proportion to `weights` (`timestep_draw_weights`)."""
+    if weights is None:
+        return torch.randint(0, num_train_timesteps, (count,), generator=generator)
+    return torch.multinomial(weights, count, replacement=True, generator=generator)
+
+
 def training_loss(
     model: nn.Module,
     frozen: FrozenEncoders,
@@ -163,17 +191,19 @@ def training_loss(
     dropouts: tuple[float, float, float],
     generator: torch.Generator,
     class_weights: torch.Tensor | None = None,
+    timestep_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """MSE between the prediction and its target at uniformly drawn timesteps: the noise, or the
-    velocity for a v-prediction schedule. With `class_weights` (one per parsing class) each latent
-    cell's squared error is weighted by the classes it covers and the sum divided by the weights',
-    so all-equal weights give the plain MSE (docs/training.md, "Weighting the person")."""
+    """MSE between the prediction and its target at drawn timesteps (uniformly, or by
+    `timestep_weights`): the noise, or the velocity for a v-prediction schedule. With `class_weights`
+    (one per parsing class) each latent cell's squared error is weighted by the classes it covers and
+    the sum divided by the weights', so all-equal weights give the plain MSE (docs/training.md,
+    "Weighting the person")."""
     device = frozen.device
     conditions = draw_conditions(batch["present"], *dropouts, generator=generator)
     encoded = frozen.encode(batch, conditions, generator)
     latents = encoded["latents"]
     noise = torch.randn(latents.shape, generator=generator).to(device, latents.dtype)
-    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (latents.shape[0],), generator=generator).to(device)
+    timesteps = draw_timesteps(latents.shape[0], noise_scheduler.config.num_train_timesteps, timestep_weights, generator).to(device)
     noisy = noise_scheduler.add_noise(latents, noise, timesteps)
     prediction = model(
         noisy, timesteps, encoded["context"], encoded["ref_latents"], frozen.label_embeds, batch["ref_masks"].to(device),
