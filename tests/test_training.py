@@ -194,25 +194,44 @@ def test_step_batches_visit_every_sample_once_a_pass_and_name_the_pass():
     assert sorted(keys[:6]) == [(i, 0) for i in range(6)] and sorted(keys[6:]) == [(i, 1) for i in range(6)]
 
 
-def test_fine_tuning_starts_from_a_released_layout_checkpoint(released_checkpoint, tmp_path):
-    """The authors' layout in, the same layout out, the frozen parts unchanged and the trained ones moved."""
+def fine_tuned(checkpoint: Path, tmp_path: Path, **overrides) -> Parts2WholePipeline:
+    """Two steps of fine-tuning `checkpoint` on four synthetic people at the test checkpoint's size."""
     from parts2whole.testing.inputs import HEIGHT, WIDTH
 
     root = tmp_path / "data"
     write_dataset(root, people=4, seed=3, size=(WIDTH, HEIGHT), workers=1, progress=False)
-    start = Parts2WholePipeline.from_pretrained(released_checkpoint[0])
     config = TrainConfig(
-        data=str(root), output_dir=str(tmp_path / "run"), pretrained=str(released_checkpoint[0]), height=HEIGHT,
+        data=str(root), output_dir=str(tmp_path / "run"), pretrained=str(checkpoint), height=HEIGHT,
         width=WIDTH, batch_size=2, max_steps=2, mixed_precision="no", num_workers=0, learning_rate=1e-3,
-        checkpoint_every=2, validate_every=0, validation_steps=2,
+        checkpoint_every=2, validate_every=0, validation_steps=2, **overrides,
     )  # fmt: skip
-    tuned = Parts2WholePipeline.from_pretrained(train(config))
+    return Parts2WholePipeline.from_pretrained(train(config))
+
+
+def test_fine_tuning_starts_from_a_released_layout_checkpoint(released_checkpoint, tmp_path):
+    """The authors' layout in, the same layout out, the frozen parts unchanged and the trained ones moved."""
+    start = Parts2WholePipeline.from_pretrained(released_checkpoint[0])
+    tuned = fine_tuned(released_checkpoint[0], tmp_path)
     for name in ("vae", "text_encoder", "image_encoder"):
         before, after = getattr(start, name).state_dict(), getattr(tuned, name).state_dict()
         assert all(torch.equal(before[key], after[key]) for key in before)
     for name in ("unet", "pose_guider"):
         before, after = getattr(start, name).state_dict(), getattr(tuned, name).state_dict()
         assert not all(torch.equal(before[key], after[key]) for key in before)
+
+
+def test_fine_tuning_with_vae_init_fits_the_checkpoint_to_that_vae(released_checkpoint, tmp_path):
+    """`pretrained` and `vae_init` together: the checkpoint's UNets are trained on, and saved with,
+    the given VAE (how the mini model moves to a better VAE), not the checkpoint's own."""
+    better = AutoencoderKL.from_pretrained(released_checkpoint[0] / "vae")
+    with torch.no_grad():
+        for parameter in better.parameters():
+            parameter.add_(0.01)
+    better.save_pretrained(tmp_path / "better_vae")
+    own = Parts2WholePipeline.from_pretrained(released_checkpoint[0]).vae.state_dict()
+    tuned = fine_tuned(released_checkpoint[0], tmp_path, vae_init=str(tmp_path / "better_vae")).vae.state_dict()
+    assert all(torch.equal(tensor, tuned[key]) for key, tensor in better.state_dict().items())
+    assert not all(torch.equal(tensor, tuned[key]) for key, tensor in own.items())
 
 
 def test_a_cosine_rate_decays_to_zero_at_the_last_step(dataset, tmp_path):

@@ -66,8 +66,8 @@ class TrainConfig:
     validation_people: int = 4
     validation_steps: int = 25
     validation_guidance: float = 7.5
-    vae_steps: int = 0  # from scratch: steps of the VAE stage before the main one
-    vae_init: str | None = None  # a saved VAE folder the VAE stage starts from (continued), instead of a new VAE
+    vae_steps: int = 0  # steps of a VAE stage before the main one (its VAE replaces a `pretrained` one)
+    vae_init: str | None = None  # a saved VAE: the VAE stage continues it; without a stage, the model uses it
     vae_decoder_steps: int = 0  # then steps of the decoder alone (the latents stay as they are)
     vae_learning_rate: float = 1e-3
     vae_batch_size: int = 16

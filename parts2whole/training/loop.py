@@ -151,18 +151,19 @@ def vae_stage(config: TrainConfig, accelerator: Accelerator, vae: AutoencoderKL,
 
 
 def train_vae(config: TrainConfig, accelerator: Accelerator) -> AutoencoderKL:
-    """The model's own VAE (new, or continued from `vae_init`): trained whole on the training targets
-    (`vae_steps`), its `scaling_factor` set so that its latents have unit spread (as 0.18215 does for
-    Stable Diffusion's), then its decoder alone trained further (`vae_decoder_steps`), which leaves
-    the latents unchanged.
+    """The model's own VAE (new, or continued from `vae_init`, else from the `pretrained`
+    checkpoint's): trained whole on the training targets (`vae_steps`), its `scaling_factor` set
+    so that its latents have unit spread (as 0.18215 does for Stable Diffusion's), then its
+    decoder alone trained further (`vae_decoder_steps`), which leaves the latents unchanged.
     A stage whose result is saved in the output folder is not run again."""
     output_dir = Path(config.output_dir)
     folder = output_dir / "vae"
     if (folder / "config.json").is_file():
         vae = AutoencoderKL.from_pretrained(folder)
     else:
-        if config.vae_init:
-            vae = AutoencoderKL.from_pretrained(config.vae_init)
+        start = config.vae_init or (str(Path(config.pretrained) / "vae") if config.pretrained else None)
+        if start:
+            vae = AutoencoderKL.from_pretrained(start)
         else:
             vae = scratch_components(config.model)["vae"]
             if config.vae_deterministic:
@@ -202,10 +203,15 @@ class CsvLog:
 
 
 def initial_pipeline(config: TrainConfig, accelerator: Accelerator) -> Parts2WholePipeline:
-    """The released-layout checkpoint to fine-tune, or a new model (its VAE trained first)."""
+    """The released-layout checkpoint to fine-tune, or a new model. Either way a VAE stage
+    (`vae_steps`) or a saved VAE (`vae_init`) replaces the VAE it would have: that is how a
+    checkpoint's UNets are fitted to a better VAE."""
+    if config.vae_steps:
+        vae = train_vae(config, accelerator)
+    else:
+        vae = AutoencoderKL.from_pretrained(config.vae_init) if config.vae_init else None
     if config.pretrained:
-        return Parts2WholePipeline.from_pretrained(config.pretrained)
-    vae = train_vae(config, accelerator) if config.vae_steps else None
+        return Parts2WholePipeline.from_pretrained(config.pretrained, **({"vae": vae} if vae is not None else {}))
     return Parts2WholePipeline(**scratch_components(config.model, vae))
 
 
