@@ -100,15 +100,19 @@ def test_the_vae_stage_continues_a_saved_vae(dataset, tmp_path):
 
 
 def test_resumed_run_continues_as_an_uninterrupted_one(dataset, tmp_path):
+    """Stopped at step 4 with its last checkpoint at step 2: the resumed run logs steps 3-4 again,
+    with the same losses, in place of the first attempt's rows (no step twice in log.csv)."""
     whole = tiny_config(dataset, tmp_path / "whole", max_steps=6)
     train(whole)
     first = tiny_config(dataset, tmp_path / "parts", max_steps=4)
     train(first)
-    (tmp_path / "parts" / "log.csv").unlink()
+    shutil.rmtree(tmp_path / "parts" / "checkpoints" / "step-000004")
     train(tiny_config(dataset, tmp_path / "parts", max_steps=6), resume="latest")
+    with (tmp_path / "parts" / "log.csv").open() as file:
+        steps = [int(row["step"]) for row in csv.DictReader(file)]
+    assert steps == [1, 2, 3, 4, 5, 6]
     expected, resumed = logged_losses(tmp_path / "whole"), logged_losses(tmp_path / "parts")
-    assert sorted(resumed) == [5, 6]
-    for step in (5, 6):
+    for step in steps:
         assert resumed[step] == pytest.approx(expected[step], rel=1e-5, abs=1e-7)
 
 

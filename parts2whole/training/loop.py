@@ -201,6 +201,14 @@ class CsvLog:
         with self.path.open("a", newline="") as file:
             csv.writer(file).writerow([f"{v:.6g}" if isinstance(v, float) else v for v in values])
 
+    def drop_after(self, step: int) -> None:
+        """Forget the rows past `step`: a run resumed from there logs them again."""
+        with self.path.open(newline="") as file:
+            rows = list(csv.reader(file))
+        kept = [rows[0], *(row for row in rows[1:] if int(row[0]) <= step)]
+        with self.path.open("w", newline="") as file:
+            csv.writer(file).writerows(kept)
+
 
 def initial_pipeline(config: TrainConfig, accelerator: Accelerator) -> Parts2WholePipeline:
     """The released-layout checkpoint to fine-tune, or a new model. Either way a VAE stage
@@ -305,17 +313,20 @@ def train(config: TrainConfig, resume: str | None = None) -> Path:
         ema.to(accelerator.device)
         accelerator.register_for_checkpointing(ema)
 
-    step = 0
+    step, seconds = 0, 0.0
     checkpoint = latest_checkpoint(output_dir) if resume == "latest" else Path(resume) if resume else None
     if checkpoint is not None:
         accelerator.load_state(str(checkpoint))
-        step = json.loads((checkpoint / "step.json").read_text())["step"]
+        saved = json.loads((checkpoint / "step.json").read_text())
+        step, seconds = saved["step"], saved.get("seconds", 0.0)
     accumulation = config.gradient_accumulation_steps
     batches = training_data(config, pipe.feature_extractor, step * accumulation, accelerator, config.batch_size)
     dropouts = (config.cfg_dropout, config.reference_dropout, config.caption_dropout)
     log = CsvLog(output_dir / "log.csv", ("step", "loss", "lr", "seconds"))
+    if accelerator.is_main_process:
+        log.drop_after(step)
     progress = tqdm(total=config.max_steps, initial=step, desc="training", disable=not accelerator.is_main_process)
-    started, losses = time.time(), []
+    started, losses = time.time() - seconds, []
     while step < config.max_steps:
         for micro in range(accumulation):
             generator = step_generator(config.seed, step * accumulation + micro, accelerator.process_index)
@@ -339,7 +350,7 @@ def train(config: TrainConfig, resume: str | None = None) -> Path:
             log.write(step, float(np.mean(losses)), lr_scheduler.get_last_lr()[0], time.time() - started)
             losses = []
         if step % config.checkpoint_every == 0 or step == config.max_steps:
-            save_checkpoint(accelerator, output_dir, step, config.keep_checkpoints)
+            save_checkpoint(accelerator, output_dir, step, time.time() - started, config.keep_checkpoints)
         if accelerator.is_main_process and config.validate_every and step % config.validate_every == 0:
             exported = exported_pipeline(pipe, accelerator.unwrap_model(model), ema)
             (output_dir / "validation").mkdir(exist_ok=True)
@@ -351,12 +362,12 @@ def train(config: TrainConfig, resume: str | None = None) -> Path:
     return final
 
 
-def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, keep: int) -> None:
-    """Everything a resume needs (weights, optimizer, EMA, step); only the last `keep` are kept."""
+def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, seconds: float, keep: int) -> None:
+    """Everything a resume needs (weights, optimizer, EMA, step, time trained); only the last `keep` are kept."""
     folder = output_dir / "checkpoints" / f"step-{step:06d}"
     accelerator.save_state(str(folder))
     if accelerator.is_main_process:
-        (folder / "step.json").write_text(json.dumps({"step": step}))
+        (folder / "step.json").write_text(json.dumps({"step": step, "seconds": seconds}))
         for old in sorted((output_dir / "checkpoints").glob("step-*"))[:-keep]:
             shutil.rmtree(old)
     accelerator.wait_for_everyone()
