@@ -232,7 +232,7 @@ def test_fine_tuning_with_vae_init_fits_the_checkpoint_to_that_vae(released_chec
         for parameter in better.parameters():
             parameter.add_(0.01)
     better.save_pretrained(tmp_path / "better_vae")
-    own = Parts2WholePipeline.from_pretrained(released_checkpoint[0]).vae.state_dict()
+    own = AutoencoderKL.from_pretrained(released_checkpoint[0] / "vae").state_dict()
     tuned = fine_tuned(released_checkpoint[0], tmp_path, vae_init=str(tmp_path / "better_vae")).vae.state_dict()
     assert all(torch.equal(tensor, tuned[key]) for key, tensor in better.state_dict().items())
     assert not all(torch.equal(tensor, tuned[key]) for key, tensor in own.items())
