@@ -22,6 +22,7 @@ placements for 6 parts: model offload, sequential offload, VAE slicing and tilin
 """
 
 import argparse
+import copy
 import json
 import platform
 import time
@@ -188,7 +189,8 @@ def compare(pipe: Parts2WholePipeline, device: torch.device, args: argparse.Name
 
 
 def memory_rows(args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> dict:
-    """6 parts with this pipeline under each placement (each a fresh pipeline on the CPU first)."""
+    """6 parts with this pipeline under each placement (each a fresh copy of one pipeline made on
+    the CPU: making full-size random weights takes far longer than copying them)."""
     call = generation_call(dict(APPEARANCE), args)
     placements = {
         "all on the device": lambda pipe: pipe.to(device),
@@ -199,9 +201,9 @@ def memory_rows(args: argparse.Namespace, device: torch.device, dtype: torch.dty
             pipe.enable_model_cpu_offload(device=device), pipe.vae.enable_slicing(), pipe.vae.enable_tiling()
         ),
     }
-    rows = {}
+    rows, source = {}, full_size_pipeline("cpu", dtype)
     for name, place in placements.items():
-        pipe = full_size_pipeline("cpu", dtype)
+        pipe = copy.deepcopy(source)
         place(pipe)
         _, rows[name] = warmed_and_timed(pipe, pipe.unet, device, call, args.steps)
         del pipe

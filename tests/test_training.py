@@ -245,6 +245,14 @@ def test_a_cosine_rate_decays_to_zero_at_the_last_step(dataset, tmp_path):
     assert len(rates) == 4 and rates == sorted(rates, reverse=True) and rates[0] < 2e-3 and rates[-1] == pytest.approx(0.0, abs=1e-12)
 
 
+def test_a_time_limit_ends_the_main_stage_saved(dataset, tmp_path):
+    """`max_minutes`: past the limit the run stops at the step it is on, with a checkpoint and the final model."""
+    final = train(tiny_config(dataset, tmp_path / "run", max_minutes=0.0, vae_steps=0, vae_decoder_steps=0))
+    assert (final / "model_index.json").is_file()
+    assert [folder.name for folder in (tmp_path / "run" / "checkpoints").iterdir()] == ["step-000001"]
+    assert list(logged_losses(tmp_path / "run")) == [1]
+
+
 def test_settings_read_numbers_as_yaml_writes_them_and_refuse_other_values(tmp_path):
     """YAML reads 5e-4 (no dot) as a string: it is the number it spells. Anything else that is not a
     number, and unknown names, are refused with a sentence (train.py prints it, no stack trace)."""

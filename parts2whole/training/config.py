@@ -48,6 +48,7 @@ class TrainConfig:
     batch_size: int = 8  # per process
     gradient_accumulation_steps: int = 1
     max_steps: int = 30000
+    max_minutes: float | None = None  # the main stage stops (checkpoint, final model) after this long; None: at max_steps
     max_grad_norm: float = 1.0
     mixed_precision: str = "fp16"  # "no", "fp16", "bf16"
     ema_decay: float | None = None  # e.g. 0.999; None: no EMA

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
-from accelerate.utils import set_seed
+from accelerate.utils import broadcast, set_seed
 from diffusers import AutoencoderKL, DDPMScheduler
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
@@ -327,7 +327,8 @@ def train(config: TrainConfig, resume: str | None = None) -> Path:
         log.drop_after(step)
     progress = tqdm(total=config.max_steps, initial=step, desc="training", disable=not accelerator.is_main_process)
     started, losses = time.time() - seconds, []
-    while step < config.max_steps:
+    stopping = step >= config.max_steps
+    while not stopping:
         for micro in range(accumulation):
             generator = step_generator(config.seed, step * accumulation + micro, accelerator.process_index)
             with accelerator.accumulate(model), accelerator.autocast():
@@ -349,7 +350,8 @@ def train(config: TrainConfig, resume: str | None = None) -> Path:
         if accelerator.is_main_process and step % config.log_every == 0:
             log.write(step, float(np.mean(losses)), lr_scheduler.get_last_lr()[0], time.time() - started)
             losses = []
-        if step % config.checkpoint_every == 0 or step == config.max_steps:
+        stopping = step >= config.max_steps or out_of_time(accelerator, config.max_minutes, time.time() - started)
+        if step % config.checkpoint_every == 0 or stopping:
             save_checkpoint(accelerator, output_dir, step, time.time() - started, config.keep_checkpoints)
         if accelerator.is_main_process and config.validate_every and step % config.validate_every == 0:
             exported = exported_pipeline(pipe, accelerator.unwrap_model(model), ema)
@@ -360,6 +362,15 @@ def train(config: TrainConfig, resume: str | None = None) -> Path:
         save_model(exported_pipeline(pipe, accelerator.unwrap_model(model), ema), final, config)
     accelerator.wait_for_everyone()
     return final
+
+
+def out_of_time(accelerator: Accelerator, max_minutes: float | None, seconds: float) -> bool:
+    """Whether the main stage has trained `max_minutes`, as the main process counts: every process
+    stops at the same step (a lent machine's time is bounded; the run ends saved, not killed)."""
+    if max_minutes is None:
+        return False
+    over = torch.tensor([float(seconds >= max_minutes * 60)], device=accelerator.device)
+    return bool(broadcast(over)[0])
 
 
 def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, seconds: float, keep: int) -> None:
