@@ -16,8 +16,9 @@ are hidden (as SegFormer's part masks do on real photos), three ways to make the
 - plain: diffusers' StableDiffusionPipeline on the same UNet, VAE and text encoder, same steps and
   guidance, no references (the floor).
 
-Each: seconds per image, time before the first denoising step, ms per step, peak GPU memory; and the
-largest difference between this and released's images. With --memory, also this pipeline's
+Each: seconds per image, time before the first denoising step, ms per step, peak GPU memory (the
+medians of --repeats rounds, the variants interleaved: one timed generation each was seen to vary by
+up to a third on an H100); and the largest difference between this and released's images. With --memory, also this pipeline's
 placements for 6 parts: model offload, sequential offload, VAE slicing and tiling.
 """
 
@@ -26,7 +27,7 @@ import copy
 import json
 import platform
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import date
 from pathlib import Path
 
@@ -170,15 +171,25 @@ def plain_stable_diffusion(pipe: Parts2WholePipeline):
 
 
 def compare(pipe: Parts2WholePipeline, device: torch.device, args: argparse.Namespace, parts: int) -> dict:
+    """The three variants for `parts` parts, interleaved for `args.repeats` rounds (a drift of the
+    device's speed touches each alike); each timing is the median over the rounds."""
     call = generation_call(dict(list(APPEARANCE.items())[:parts]), args)
-    plain_call = dict(prompt="a person", height=args.height, width=args.width, guidance_scale=7.5)
-    results = {}
-    this, results["this"] = warmed_and_timed(pipe, pipe.unet, device, call, args.steps)
-    with released_cost_structure(pipe):
-        released, results["released"] = warmed_and_timed(pipe, pipe.unet, device, call, args.steps)
-    with plain_stable_diffusion(pipe) as plain:
-        _, results["plain"] = warmed_and_timed(plain, pipe.unet, device, plain_call, args.steps)
-    results["max_abs_difference_this_vs_released"] = float(np.abs(this - released).max())
+    variants = {
+        "this": (lambda: nullcontext(pipe), call),
+        "released": (lambda: released_cost_structure(pipe), call),
+        "plain": (lambda: plain_stable_diffusion(pipe), dict(prompt="a person", height=args.height, width=args.width, guidance_scale=7.5)),
+    }
+    images, timings = {}, {name: [] for name in variants}
+    for round_index in range(args.repeats):
+        for name, (entered, variant_call) in variants.items():
+            with entered() as runner:
+                if round_index == 0:
+                    runner(**variant_call, num_inference_steps=2)  # warm-up
+                seeded = {**variant_call, "generator": torch.Generator().manual_seed(0)}
+                images[name], timing = timed_call(runner, pipe.unet, device, seeded, args.steps)
+                timings[name].append(timing)
+    results = {name: median_timing(each) for name, each in timings.items()}
+    results["max_abs_difference_this_vs_released"] = float(np.abs(images["this"] - images["released"]).max())
     results["ratios"] = {
         "seconds_per_image_this_over_released": results["this"]["seconds_per_image"] / results["released"]["seconds_per_image"],
         "ms_per_step_this_over_plain": results["this"]["ms_per_step"] / results["plain"]["ms_per_step"],
@@ -186,6 +197,12 @@ def compare(pipe: Parts2WholePipeline, device: torch.device, args: argparse.Name
     if device.type == "cuda":
         results["ratios"]["peak_memory_this_over_released"] = results["this"]["peak_gpu_gib"] / results["released"]["peak_gpu_gib"]
     return results
+
+
+def median_timing(timings: list[dict]) -> dict:
+    """Each measure's median over the rounds, and every round's seconds per image (the spread)."""
+    medians = {key: None if timings[0][key] is None else float(np.median([t[key] for t in timings])) for key in timings[0]}
+    return {**medians, "seconds_per_image_each_round": [t["seconds_per_image"] for t in timings]}
 
 
 def memory_rows(args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> dict:
@@ -212,6 +229,17 @@ def memory_rows(args: argparse.Namespace, device: torch.device, dtype: torch.dty
     return rows
 
 
+def command_line(args: argparse.Namespace) -> str:
+    words = ["python bench/compare.py"]
+    for name, value in vars(args).items():
+        if value is None or value is False:
+            continue
+        words.append(f"--{name}")
+        if value is not True:
+            words.append(" ".join(map(str, value)) if isinstance(value, list) else str(value))
+    return " ".join(words)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda")
@@ -220,14 +248,15 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=512)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--parts", type=int, nargs="+", default=[1, 2, 6])
-    parser.add_argument("--memory", action="store_true", help="also the placements' rows (6 parts)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed rounds per variant (medians reported)")
+    parser.add_argument("--memory", action="store_true", help="also the placements' rows (6 parts, one round each)")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
     diffusers_logging.set_verbosity_error()
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     pipe = full_size_pipeline(args.device, dtype)
     report = {
-        "command": "python bench/compare.py " + " ".join(f"--{k} {v}" for k, v in vars(args).items() if v not in (None, False)),
+        "command": command_line(args),
         "date": date.today().isoformat(),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
         "torch": torch.__version__,
