@@ -18,8 +18,10 @@ are hidden (as SegFormer's part masks do on real photos), three ways to make the
 
 Each: seconds per image, time before the first denoising step, ms per step, peak GPU memory (the
 medians of --repeats rounds, the variants interleaved: one timed generation each was seen to vary by
-up to a third on an H100); and the largest difference between this and released's images. With --memory, also this pipeline's
-placements for 6 parts: model offload, sequential offload, VAE slicing and tiling.
+up to a third on an H100); and the largest difference between this and released's images. With
+--channels-last, also this pipeline with its UNets' and VAE's weights channels-last (measured on and
+off); with --memory, this pipeline's placements for 6 parts: model offload, sequential offload, VAE
+slicing and tiling.
 """
 
 import argparse
@@ -170,6 +172,19 @@ def plain_stable_diffusion(pipe: Parts2WholePipeline):
         pipe.unet.set_attn_processor(installed)
 
 
+@contextmanager
+def channels_last(pipe: Parts2WholePipeline):
+    """This pipeline with the UNets' and the VAE's weights in the channels-last layout."""
+    models = (pipe.unet, pipe.reference_unet, pipe.vae)
+    for model in models:
+        model.to(memory_format=torch.channels_last)
+    try:
+        yield pipe
+    finally:
+        for model in models:
+            model.to(memory_format=torch.contiguous_format)
+
+
 def compare(pipe: Parts2WholePipeline, device: torch.device, args: argparse.Namespace, parts: int) -> dict:
     """The three variants for `parts` parts, interleaved for `args.repeats` rounds (a drift of the
     device's speed touches each alike); each timing is the median over the rounds."""
@@ -179,6 +194,8 @@ def compare(pipe: Parts2WholePipeline, device: torch.device, args: argparse.Name
         "released": (lambda: released_cost_structure(pipe), call),
         "plain": (lambda: plain_stable_diffusion(pipe), dict(prompt="a person", height=args.height, width=args.width, guidance_scale=7.5)),
     }
+    if args.channels_last:
+        variants["this, channels-last"] = (lambda: channels_last(pipe), call)
     images, timings = {}, {name: [] for name in variants}
     for round_index in range(args.repeats):
         for name, (entered, variant_call) in variants.items():
@@ -190,6 +207,8 @@ def compare(pipe: Parts2WholePipeline, device: torch.device, args: argparse.Name
                 timings[name].append(timing)
     results = {name: median_timing(each) for name, each in timings.items()}
     results["max_abs_difference_this_vs_released"] = float(np.abs(images["this"] - images["released"]).max())
+    if args.channels_last:
+        results["max_abs_difference_this_vs_channels_last"] = float(np.abs(images["this"] - images["this, channels-last"]).max())
     results["ratios"] = {
         "seconds_per_image_this_over_released": results["this"]["seconds_per_image"] / results["released"]["seconds_per_image"],
         "ms_per_step_this_over_plain": results["this"]["ms_per_step"] / results["plain"]["ms_per_step"],
@@ -234,7 +253,7 @@ def command_line(args: argparse.Namespace) -> str:
     for name, value in vars(args).items():
         if value is None or value is False:
             continue
-        words.append(f"--{name}")
+        words.append(f"--{name.replace('_', '-')}")
         if value is not True:
             words.append(" ".join(map(str, value)) if isinstance(value, list) else str(value))
     return " ".join(words)
@@ -249,6 +268,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--parts", type=int, nargs="+", default=[1, 2, 6])
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds per variant (medians reported)")
+    parser.add_argument("--channels-last", action="store_true", help="also this pipeline with channels-last weights")
     parser.add_argument("--memory", action="store_true", help="also the placements' rows (6 parts, one round each)")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Issue 11's measurements on a lent GPU machine in one call (docs/PERFORMANCE.md): bench/compare.py
-# at 768 x 512, 50 DDIM steps, float16, for 1, 2 and 6 parts with the placements' memory rows;
+# at 768 x 512, 50 DDIM steps, float16, for 1, 2 and 6 parts (3 rounds each, channels-last on and
+# off) with the placements' memory rows;
 # the JSON and the console output land in $OUT.
 #
 #   here, once: echo /.whl/ >> .git/info/exclude
@@ -16,4 +17,4 @@ export PYTHONPATH="/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 OUT="${OUT:-runs/gpu-out}"
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/machine.txt"
-python3 bench/compare.py --device cuda --dtype float16 --steps 50 --memory --out "$OUT/compare.json" 2>&1 | tee "$OUT/compare.log"
+python3 bench/compare.py --device cuda --dtype float16 --steps 50 --channels-last --memory --out "$OUT/compare.json" 2>&1 | tee "$OUT/compare.log"
