@@ -6,7 +6,7 @@
 #
 #   here, once: echo /.whl/ >> .git/info/exclude
 #               python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl diffusers
-#   device run (carry .whl): bash scripts/gpu_compare.sh
+#   device run (carry .whl): bash scripts/gpu_compare.sh [compare.py options; default --channels-last --memory]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
@@ -17,4 +17,6 @@ export PYTHONPATH="/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 OUT="${OUT:-runs/gpu-out}"
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/machine.txt"
-python3 bench/compare.py --device cuda --dtype float16 --steps 50 --channels-last --memory --out "$OUT/compare.json" 2>&1 | tee "$OUT/compare.log"
+options=("$@")
+[ ${#options[@]} -eq 0 ] && options=(--channels-last --memory)
+python3 bench/compare.py --device cuda --dtype float16 --steps 50 "${options[@]}" --out "$OUT/compare.json" 2>&1 | tee "$OUT/compare.log"

@@ -9,16 +9,7 @@
 #   device run (carry .whl, timeout_s 600): bash scripts/gpu_lease.sh [KEY=VALUE ...]   (train.py overrides)
 set -uo pipefail
 cd "$(dirname "$0")/.."
-export PYTHONUNBUFFERED=1
-if [ -d .whl ] && ! python3 -c 'import diffusers' 2>/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
-fi
-export PYTHONPATH="/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
-OUT="${OUT:-runs/gpu-out}"
-mkdir -p "$OUT"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/machine.txt"
-timeout 200 python3 bench/compare.py --device cuda --dtype float16 --steps 50 --channels-last --out "$OUT/compare.json" 2>&1 \
-  | tee "$OUT/compare.log"
+timeout 200 bash scripts/gpu_compare.sh --channels-last
 DATA_SEED=2 bash scripts/train_mini_gpu.sh pretrained=runs/mini-run10/final vae_steps=0 batch_size=128 \
   learning_rate=3.0e-4 lr_scheduler=cosine lr_warmup_steps=50 max_steps=600 max_minutes=3.5 validate_every=0 \
   high_noise_portion=0.5 high_noise_multiplier=3 checkpoint_every=200 log_every=10 "$@"
