@@ -125,6 +125,30 @@ def step_inputs(config: TrainConfig) -> tuple[TrainedParts, FrozenEncoders, DDPM
     return model, frozen, DDPMScheduler.from_config(pipe.scheduler.config), collate([data[i] for i in range(2)])
 
 
+def test_cached_reference_encodings_are_the_plain_ones_each_made_once_per_sample(dataset, tmp_path):
+    """The reference cache gives what encoding every step gives, and encodes only the references of
+    samples it has not seen (batch (1, 2) after (0, 1): sample 2's alone)."""
+    config = tiny_config(dataset, tmp_path / "fixed", vae_steps=0)
+    pipe = initial_pipeline(config, make_accelerator(config))
+    encoders = (pipe.vae, pipe.text_encoder, pipe.tokenizer, pipe.image_encoder, torch.device("cpu"))
+    frozen, cached = FrozenEncoders(*encoders), FrozenEncoders(*encoders, cache_references=True)
+    data = PartsDataset(config.data, "train", (config.height, config.width), clip_processor=pipe.feature_extractor)
+    first, second = collate([data[0], data[1]]), collate([data[1], data[2]])
+    encoded = []
+    handle = frozen.vae.encoder.register_forward_hook(lambda module, args, output: encoded.append(args[0].shape[0]))
+    try:
+        for batch in (first, second):
+            conditions = draw_conditions(batch["present"], 0.0, 0.0, 0.0, generator=torch.Generator().manual_seed(0))
+            plain = frozen.encode(batch, conditions, torch.Generator().manual_seed(1))
+            reused = cached.encode(batch, conditions, torch.Generator().manual_seed(1))
+            for key in plain:
+                torch.testing.assert_close(reused[key], plain[key])
+    finally:
+        handle.remove()
+    parts = [int(data[index]["present"].sum()) for index in range(3)]
+    assert encoded == [2, parts[0] + parts[1], 2, parts[0] + parts[1], 2, parts[1] + parts[2], 2, parts[2]]
+
+
 @pytest.mark.parametrize("zero_terminal_snr", [False, True])
 def test_loss_falls_on_a_fixed_batch(dataset, tmp_path, zero_terminal_snr):
     """A few dozen steps on the same batch must lower its loss at fixed noise and timesteps."""

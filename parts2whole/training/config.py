@@ -58,6 +58,7 @@ class TrainConfig:
     loss_weights: dict[str, float] = field(default_factory=dict)  # parsing class -> weight (docs/training.md); {}: plain MSE
     high_noise_portion: float = 0.0  # the noisiest fraction of the timesteps, drawn high_noise_multiplier times as often
     high_noise_multiplier: float = 1.0  # (docs/training.md, "Drawing the noisier timesteps more often"); 1: uniform
+    cache_references: bool = False  # encode each reference once, kept in memory (docs/training.md, "The reference cache")
     num_workers: int = 2
     seed: int = 0
     log_every: int = 10

@@ -114,7 +114,7 @@ class PartsDataset(Dataset):
         index, epoch = key if isinstance(key, tuple) else (key, self.epoch)
         sample = self.samples[index]
         try:
-            return self.load(sample, np.random.default_rng([self.seed, epoch, index]))
+            return {**self.load(sample, np.random.default_rng([self.seed, epoch, index])), "index": torch.tensor(index)}
         except ValueError as error:
             raise ValueError(f"{sample.where}: {error}") from None
 

@@ -292,7 +292,9 @@ def train(config: TrainConfig, resume: str | None = None) -> Path:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     pipe = initial_pipeline(config, accelerator)
-    frozen = FrozenEncoders(pipe.vae, pipe.text_encoder, pipe.tokenizer, pipe.image_encoder, accelerator.device)
+    frozen = FrozenEncoders(
+        pipe.vae, pipe.text_encoder, pipe.tokenizer, pipe.image_encoder, accelerator.device, config.cache_references
+    )
     model = TrainedParts(pipe.unet, pipe.reference_unet, pipe.pose_guider).train()
     noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
     timestep_weights = timestep_draw_weights(

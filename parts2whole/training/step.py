@@ -88,7 +88,9 @@ def pack_image_tokens(embeds: torch.Tensor, present: torch.Tensor) -> torch.Tens
 
 class FrozenEncoders:
     """The VAE, text and image encoders: frozen, run without gradients; the labels' text
-    embeddings are computed once."""
+    embeddings are computed once. With `cache_references`, so is each reference's encoding: the
+    references are never cropped or drawn anew (training/data.py), so a sample's part encodes to
+    the same latents and CLIP embedding at every visit (docs/training.md, "The reference cache")."""
 
     def __init__(
         self,
@@ -97,12 +99,14 @@ class FrozenEncoders:
         tokenizer: CLIPTokenizer,
         image_encoder: CLIPVisionModelWithProjection,
         device: torch.device,
+        cache_references: bool = False,
     ) -> None:
         self.vae, self.text_encoder, self.tokenizer, self.image_encoder = vae, text_encoder, tokenizer, image_encoder
         for model in (vae, text_encoder, image_encoder):
             model.requires_grad_(False).eval().to(device)
         self.device = device
         self.label_embeds = self.encode_text(list(PART_LABELS))
+        self.reference_cache: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] | None = {} if cache_references else None
 
     @torch.no_grad()
     def encode_text(self, texts: list[str]) -> torch.Tensor:
@@ -117,17 +121,37 @@ class FrozenEncoders:
         noise = torch.randn(posterior.mean.shape, generator=generator).to(self.device, posterior.mean.dtype)
         latents = (posterior.mean + posterior.std * noise) * scale
         present = conditions.present.to(self.device)
-        ref_pixels = batch["ref_pixels"].to(self.device)
         ref_latents = latents.new_zeros(*present.shape, *latents.shape[1:])
-        if present.any():
-            ref_latents[present] = reference_latents(self.vae, ref_pixels[present], self.device).to(latents.dtype)
         embeds = latents.new_zeros(*present.shape, self.label_embeds.shape[-1])
         if present.any():
-            clip_pixels = batch["clip_pixels"].to(self.device)[present]
-            embeds[present] = self.image_encoder(clip_pixels).image_embeds.to(latents.dtype)
+            ref_latents[present], embeds[present] = self.reference_encodings(batch, present, latents.dtype)
         captions = [c if use else "" for c, use in zip(batch["caption"], conditions.use_caption.tolist(), strict=True)]
         text = self.encode_text(captions).to(latents.dtype)
         return {"latents": latents, "ref_latents": ref_latents, "context": torch.cat([text, pack_image_tokens(embeds, present)], 1)}
+
+    def reference_encodings(self, batch: dict, present: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """The present references' latents and CLIP image embeddings, in `present.nonzero()` order;
+        with the cache, only the references never seen before are encoded (in one batch each)."""
+        rows, slots = present.nonzero(as_tuple=True)
+        if self.reference_cache is None:
+            return self.encode_references(batch, rows, slots, dtype)
+        keys = [(int(batch["index"][row]), int(slot)) for row, slot in zip(rows.tolist(), slots.tolist(), strict=True)]
+        missing = [position for position, key in enumerate(keys) if key not in self.reference_cache]
+        if missing:
+            chosen = torch.tensor(missing, device=rows.device)
+            new_latents, new_embeds = self.encode_references(batch, rows[chosen], slots[chosen], dtype)
+            for position, latent, embed in zip(missing, new_latents, new_embeds, strict=True):
+                self.reference_cache[keys[position]] = (latent, embed)
+        cached = [self.reference_cache[key] for key in keys]
+        return torch.stack([latent for latent, _ in cached]).to(dtype), torch.stack([embed for _, embed in cached]).to(dtype)
+
+    def encode_references(
+        self, batch: dict, rows: torch.Tensor, slots: torch.Tensor, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        pixels = batch["ref_pixels"].to(self.device)[rows, slots]
+        clip_pixels = batch["clip_pixels"].to(self.device)[rows, slots]
+        latents = reference_latents(self.vae, pixels, self.device).to(dtype)
+        return latents, self.image_encoder(clip_pixels).image_embeds.to(dtype)
 
 
 def class_weight_table(loss_weights: dict[str, float]) -> torch.Tensor:
