@@ -20,8 +20,10 @@ Each: seconds per image, time before the first denoising step, ms per step, peak
 medians of --repeats rounds, the variants interleaved: one timed generation each was seen to vary by
 up to a third on an H100); and the largest difference between this and released's images. With
 --channels-last, also this pipeline with its UNets' and VAE's weights channels-last (measured on and
-off); with --memory, this pipeline's placements for 6 parts: model offload, sequential offload, VAE
-slicing and tiling.
+off); with --breakdown, this pipeline's step taken apart (timing only, other images): its denoising
+UNet's self-attention made plain (the references' share of a step, by difference) and its
+cross-attention given the text tokens only (the image tokens' share); with --memory, this pipeline's
+placements for 6 parts: model offload, sequential offload, VAE slicing and tiling.
 """
 
 import argparse
@@ -43,7 +45,7 @@ from full_size import APPEARANCE, EXAMPLES, full_size_pipeline
 from PIL import Image
 
 from parts2whole import Parts2WholePipeline
-from parts2whole.attention import SharedSelfAttnProcessor
+from parts2whole.attention import DecoupledCrossAttnProcessor, SharedSelfAttnProcessor
 from parts2whole.reference import ReferenceBank, active_bank, capture_reference_features
 
 HIDDEN_SHARE = 0.75
@@ -185,6 +187,41 @@ def channels_last(pipe: Parts2WholePipeline):
             model.to(memory_format=torch.contiguous_format)
 
 
+@contextmanager
+def processors_replaced(pipe: Parts2WholePipeline, replaced: type, replacement):
+    """This pipeline with each of its denoising UNet's `replaced` processors swapped for
+    `replacement(processor)` (the --breakdown rows: what a step costs without that work)."""
+    installed = dict(pipe.unet.attn_processors)
+    swapped = {key: replacement(each) if isinstance(each, replaced) else each for key, each in installed.items()}
+    pipe.unet.set_attn_processor(swapped)
+    try:
+        yield pipe
+    finally:
+        pipe.unet.set_attn_processor(installed)
+
+
+class TextOnlyCrossAttention(AttnProcessor2_0):
+    """Plain cross-attention over the text tokens, the decoupled image tokens cut off the context."""
+
+    def __init__(self, num_image_tokens: int) -> None:
+        super().__init__()
+        self.num_image_tokens = num_image_tokens
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs):
+        text = encoder_hidden_states[:, : -self.num_image_tokens]
+        return super().__call__(attn, hidden_states, text, attention_mask, temb, *args, **kwargs)
+
+
+BREAKDOWN = {
+    "this, self-attention plain": (SharedSelfAttnProcessor, lambda processor: AttnProcessor2_0()),
+    "this, cross-attention on the text only": (
+        DecoupledCrossAttnProcessor,
+        lambda processor: TextOnlyCrossAttention(processor.num_image_tokens),
+    ),
+}
+"""The --breakdown rows: a processor class of this pipeline and what stands in for it."""
+
+
 def compare(pipe: Parts2WholePipeline, device: torch.device, args: argparse.Namespace, parts: int) -> dict:
     """The three variants for `parts` parts, interleaved for `args.repeats` rounds (a drift of the
     device's speed touches each alike); each timing is the median over the rounds."""
@@ -196,6 +233,9 @@ def compare(pipe: Parts2WholePipeline, device: torch.device, args: argparse.Name
     }
     if args.channels_last:
         variants["this, channels-last"] = (lambda: channels_last(pipe), call)
+    if args.breakdown:
+        for name, (replaced, replacement) in BREAKDOWN.items():
+            variants[name] = (lambda replaced=replaced, replacement=replacement: processors_replaced(pipe, replaced, replacement), call)
     images, timings = {}, {name: [] for name in variants}
     for round_index in range(args.repeats):
         for name, (entered, variant_call) in variants.items():
@@ -213,6 +253,9 @@ def compare(pipe: Parts2WholePipeline, device: torch.device, args: argparse.Name
         "seconds_per_image_this_over_released": results["this"]["seconds_per_image"] / results["released"]["seconds_per_image"],
         "ms_per_step_this_over_plain": results["this"]["ms_per_step"] / results["plain"]["ms_per_step"],
     }
+    if args.breakdown:
+        for name in BREAKDOWN:
+            results["ratios"][f"ms_per_step_{name}_over_plain"] = results[name]["ms_per_step"] / results["plain"]["ms_per_step"]
     if device.type == "cuda":
         results["ratios"]["peak_memory_this_over_released"] = results["this"]["peak_gpu_gib"] / results["released"]["peak_gpu_gib"]
     return results
@@ -269,6 +312,9 @@ def main() -> None:
     parser.add_argument("--parts", type=int, nargs="+", default=[1, 2, 6])
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds per variant (medians reported)")
     parser.add_argument("--channels-last", action="store_true", help="also this pipeline with channels-last weights")
+    parser.add_argument(
+        "--breakdown", action="store_true", help="also this pipeline with plain self-attention, and with text-only cross-attention"
+    )
     parser.add_argument("--memory", action="store_true", help="also the placements' rows (6 parts, one round each)")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
