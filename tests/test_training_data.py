@@ -115,7 +115,7 @@ def marker_centre(mask: torch.Tensor) -> torch.Tensor:
 def test_item_schema_shapes_and_ranges(dataset_root):
     item = PartsDataset(dataset_root, size=SIZE, clip_processor=small_clip_processor())[0]
     height, width = SIZE
-    assert set(item) == {"pixels", "pose", "ref_pixels", "ref_masks", "present", "clip_pixels", "caption", "parsing"}
+    assert set(item) == {"pixels", "pose", "ref_pixels", "ref_masks", "present", "clip_pixels", "caption", "parsing", "index"}
     assert item["pixels"].shape == (3, height, width) and -1.0 <= item["pixels"].min() < item["pixels"].max() <= 1.0
     assert item["pose"].shape == (3, height, width) and item["pose"].min() == 0.0 and item["pose"].max() <= 1.0
     assert item["ref_pixels"].shape == (6, 3, height, width) and item["ref_pixels"].abs().max() <= 1.0
@@ -124,6 +124,7 @@ def test_item_schema_shapes_and_ranges(dataset_root):
     assert item["parsing"].shape == (height, width) and item["parsing"].dtype == torch.int64
     assert set(item["parsing"].unique().tolist()) == {0, 3, MARKER_CLASS}
     assert item["caption"] == "person 0"
+    assert item["index"].item() == 0  # the reference cache's key (docs/training.md)
 
 
 def test_present_slots_follow_the_jsonl_and_absent_slots_are_zero(dataset_root):
