@@ -2,7 +2,8 @@
 # The next lent GPU's one call for issues 10 and 11 (about 9 min; docs/PERFORMANCE.md, docs/mini_model.md):
 # bench/compare.py first, on the still idle machine (3 interleaved rounds, channels-last on and off, the
 # step taken apart by --breakdown; the placements were measured on 2026-11-28), then the mini model:
-# runs/mini-run11 trained on 6000 people of seed 2 made there, at batch 128 until max_steps or max_minutes. Everything lands in $OUT (7 files).
+# runs/mini-run11 trained on 6000 people of seed 2 made there, at batch 128 until max_steps or
+# max_minutes. Everything lands in $OUT (7 files).
 #
 #   here, once: echo /.whl/ >> .git/info/exclude
 #               python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl diffusers
