@@ -2,7 +2,7 @@
 # The next lent GPU's one call for issues 10 and 11 (about 9 min; docs/PERFORMANCE.md, docs/mini_model.md):
 # bench/compare.py first, on the still idle machine (3 interleaved rounds, channels-last on and off, the
 # step taken apart by --breakdown; the placements were measured on 2026-11-28), then the mini model:
-# runs/mini-run11 trained on 6000 people of seed 2 made there, at batch 128 until max_steps or
+# runs/mini-run10 trained on 6000 people of seed 2 made there, at batch 128 until max_steps or
 # max_minutes. Everything lands in $OUT (7 files).
 #
 #   here, once: echo /.whl/ >> .git/info/exclude
@@ -11,6 +11,6 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 timeout 260 bash scripts/gpu_compare.sh --channels-last --breakdown
-DATA_SEED=2 bash scripts/train_mini_gpu.sh pretrained=runs/mini-run11/final vae_steps=0 batch_size=128 \
+DATA_SEED=2 bash scripts/train_mini_gpu.sh pretrained=runs/mini-run10/final vae_steps=0 batch_size=128 \
   learning_rate=3.0e-4 lr_scheduler=cosine lr_warmup_steps=50 max_steps=600 max_minutes=3.0 validate_every=0 \
   high_noise_portion=0.5 high_noise_multiplier=3 checkpoint_every=200 log_every=10 "$@"
