@@ -9,7 +9,8 @@
 #   device run (carry .whl): bash scripts/train_mini_gpu.sh [KEY=VALUE ...]   (train.py overrides)
 #   back here:  cat mini.tgz.part-* | tar xzf - -C runs/NAME
 #
-# DATA (default /tmp/synthetic), PEOPLE (default 6000) and DATA_SEED (default 1) set the data made there.
+# DATA (default /tmp/synthetic), PEOPLE (default 6000), DATA_SEED (default 1) and SIZE (width x height,
+# default 96x128; train with the matching height= and width=) set the data made there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
@@ -22,8 +23,8 @@ RUN=/tmp/mini-run
 DATA="${DATA:-/tmp/synthetic}"
 mkdir -p "$OUT"
 if [ ! -f "$DATA/train.jsonl" ]; then
-  python3 -m parts2whole.synthetic --out "$DATA" --people "${PEOPLE:-6000}" --seed "${DATA_SEED:-1}" --size 96x128 \
-    --workers "$(nproc)" 2>&1 | tail -1 | tee "$OUT/data.log"
+  python3 -m parts2whole.synthetic --out "$DATA" --people "${PEOPLE:-6000}" --seed "${DATA_SEED:-1}" \
+    --size "${SIZE:-96x128}" --workers "$(nproc)" 2>&1 | tail -1 | tee "$OUT/data.log"
 fi
 python3 train.py --config configs/mini.yaml data="$DATA" output_dir="$RUN" num_workers="$(( $(nproc) > 5 ? $(nproc) - 4 : 1 ))" "$@" 2>&1 \
   | tr '\r' '\n' | grep --line-buffered -v '^training\|^vae' | tee "$OUT/train.log"
