@@ -17,7 +17,9 @@ that memorised its training people rather than reading its references shows. And
 of the person segmented from the background against the target's parsing mask, with the same
 segmentation of the ground truth as a sanity row.
 
-Writes `results.json`, `results.md` and `samples.png` under `--out`; prints the table and the targets.
+Each row of `results.json` also keeps the CIELAB mean colours behind its ΔE (`lab`: the ground
+truth's per row, the generated image's per condition). Writes `results.json`, `results.md` and
+`samples.png` under `--out`; prints the table and the targets.
 """
 
 import argparse
@@ -186,14 +188,20 @@ def generate(
 
 def score(image: np.ndarray, person: Person, partner: Person | None, condition: str) -> dict:
     """`delta_e` against the colours of the references given (none given: the target's own);
-    for `other` also `delta_e_own`, against the target's own; `iou` of the silhouette."""
-    scores = {"iou": silhouette_iou(image, person.parsing)}
+    for `other` also `delta_e_own`, against the target's own; `iou` of the silhouette; `lab`, the
+    generated mean colours themselves, so that an error can be taken apart (lightness or hue)."""
+    scores = {"iou": silhouette_iou(image, person.parsing), "lab": lab_lists(region_colours(image, person.regions))}
     if condition == "other":
         scores["delta_e"] = colour_errors(image, person.regions, partner.colours)
         scores["delta_e_own"] = colour_errors(image, person.regions, person.colours)
     else:
         scores["delta_e"] = colour_errors(image, person.regions, person.colours)
     return scores
+
+
+def lab_lists(colours: dict[str, np.ndarray]) -> dict[str, list[float]]:
+    """CIELAB colours as JSON lists, to 0.01."""
+    return {label: [round(float(value), 2) for value in colour] for label, colour in colours.items()}
 
 
 def evaluate(
@@ -214,6 +222,7 @@ def evaluate(
             "labels": list(person.sample.appearance),
             "partner": None if partner is None else str(partner.sample.target.relative_to(root)),
             "segmentation_iou": silhouette_iou(person.target, person.parsing),
+            "lab": lab_lists(person.colours),
             "conditions": {condition: score(image, person, partner, condition) for condition, image in images.items()},
         })  # fmt: skip
         if index < SAMPLE_PEOPLE:

@@ -14,7 +14,7 @@ from parts2whole.evaluation.report import TITLE_HEIGHT
 from parts2whole.evaluation.scoring import MIN_REGION_PIXELS, colour_errors, pair_people, part_regions, region_colours
 from parts2whole.evaluation.segmentation import person_mask
 from parts2whole.labels import LABEL_FOLDERS, PART_LABELS
-from parts2whole.metrics import iou
+from parts2whole.metrics import delta_e, iou
 from parts2whole.training import PARSING_CLASSES, PartsDataset
 from parts2whole.training.data import Sample
 
@@ -281,6 +281,11 @@ def test_command_runs_every_condition_and_writes_the_report(
         assert set(row["conditions"]) == set(CONDITIONS) - ({"other"} if row["partner"] is None else set())
         assert all(0.0 <= scores["iou"] <= 1.0 for scores in row["conditions"].values())
         assert set(row["conditions"]["all"]["delta_e"]) <= set(row["labels"])
+        for label, error in row["conditions"]["all"]["delta_e"].items():
+            generated, truth = row["conditions"]["all"]["lab"][label], row["lab"][label]
+            assert delta_e(np.array(generated), np.array(truth)) == pytest.approx(error, abs=0.05), (
+                "the stored colours are the ones the ΔE was measured between"
+            )
     assert results["segmentation_iou"] > 0.9, "the drawn ground truth is segmented well"
     assert len(results["targets"]) == 4 and all(t["passed"] in (True, False, None) for t in results["targets"])
 
