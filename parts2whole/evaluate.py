@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from .evaluation.report import markdown_table, references_tile, samples_sheet, target_lines
 from .evaluation.scoring import (
     check_targets,
-    colour_errors,
+    errors_between,
     pair_people,
     part_regions,
     region_colours,
@@ -190,12 +190,13 @@ def score(image: np.ndarray, person: Person, partner: Person | None, condition: 
     """`delta_e` against the colours of the references given (none given: the target's own);
     for `other` also `delta_e_own`, against the target's own; `iou` of the silhouette; `lab`, the
     generated mean colours themselves, so that an error can be taken apart (lightness or hue)."""
-    scores = {"iou": silhouette_iou(image, person.parsing), "lab": lab_lists(region_colours(image, person.regions))}
+    measured = region_colours(image, person.regions)
+    scores = {"iou": silhouette_iou(image, person.parsing), "lab": lab_lists(measured)}
     if condition == "other":
-        scores["delta_e"] = colour_errors(image, person.regions, partner.colours)
-        scores["delta_e_own"] = colour_errors(image, person.regions, person.colours)
+        scores["delta_e"] = errors_between(measured, partner.colours)
+        scores["delta_e_own"] = errors_between(measured, person.colours)
     else:
-        scores["delta_e"] = colour_errors(image, person.regions, person.colours)
+        scores["delta_e"] = errors_between(measured, person.colours)
     return scores
 
 

@@ -55,7 +55,13 @@ def colour_errors(
     """CIEDE2000 between the image's mean colour in each region and the given colour of that label,
     for the labels that have both."""
     measured = region_colours(image, {label: region for label, region in regions.items() if label in colours})
-    return {label: delta_e(colour, colours[label]) for label, colour in measured.items()}
+    return errors_between(measured, colours)
+
+
+def errors_between(measured: dict[str, np.ndarray], colours: dict[str, np.ndarray]) -> dict[str, float]:
+    """CIEDE2000 between measured CIELAB colours and the given colour of each label, for the labels
+    that have both (colours measured once can be held against several references)."""
+    return {label: delta_e(colour, colours[label]) for label, colour in measured.items() if label in colours}
 
 
 def silhouette_iou(image: np.ndarray, parsing: np.ndarray) -> float:
