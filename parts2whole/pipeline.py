@@ -4,6 +4,7 @@ import copy
 import inspect
 import math
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,14 +41,25 @@ logger = logging.get_logger(__name__)
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 STRUCTURE_KEYS = ("densepose",)
 
+_TOKENIZER_LOCK = threading.Lock()
+"""A fast tokenizer keeps its padding and truncation settings on the shared Rust object and sets
+them on every call, so two calls at once can encode with each other's settings (measured: a
+`max_length` call came back at another call's `longest` length). Calls that tokenize take turns."""
+
+
+def tokenize(tokenizer: CLIPTokenizer, texts: list[str], **options) -> torch.Tensor:
+    """`tokenizer(texts, return_tensors="pt", **options).input_ids`, safe from threads running at once."""
+    with _TOKENIZER_LOCK:
+        return tokenizer(texts, return_tensors="pt", **options).input_ids
+
 
 def text_embeddings(
     tokenizer: CLIPTokenizer, text_encoder: CLIPTextModel, texts: list[str], device: torch.device
 ) -> torch.Tensor:
     """CLIP text embeddings (len(texts), max length, D), each text on its own, cut to the encoder's length."""
     max_length = tokenizer.model_max_length
-    tokens = tokenizer(texts, padding="max_length", max_length=max_length, truncation=True, return_tensors="pt")
-    return text_encoder(tokens.input_ids.to(device))[0]
+    input_ids = tokenize(tokenizer, texts, padding="max_length", max_length=max_length, truncation=True)
+    return text_encoder(input_ids.to(device))[0]
 
 
 def reference_latents(vae: AutoencoderKL, pixels: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -228,7 +240,7 @@ class Parts2WholePipeline(DiffusionPipeline):
     def encode_text(self, texts: list[str], device: torch.device) -> torch.Tensor:
         """CLIP text embeddings (len(texts), 77, D), each text on its own; says when a text is cut."""
         max_length = self.tokenizer.model_max_length
-        untruncated = self.tokenizer(texts, padding="longest", return_tensors="pt").input_ids
+        untruncated = tokenize(self.tokenizer, texts, padding="longest")
         if untruncated.shape[-1] > max_length:
             logger.warning(f"Prompts are cut to the text encoder's {max_length} tokens.")
         return text_embeddings(self.tokenizer, self.text_encoder, texts, device)

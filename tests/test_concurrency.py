@@ -5,6 +5,7 @@ runs while the others are mid-generation: any state kept on the shared pipeline 
 reference features, the pose, the scheduler, the guidance) would leak from one call into another.
 """
 
+import sys
 import threading
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 import torch
 from PIL import ImageOps
 
+from parts2whole.pipeline import tokenize
 from parts2whole.runtime import make_scheduler
 from parts2whole.testing.inputs import call_kwargs, densepose_image
 
@@ -82,3 +84,31 @@ def test_the_given_scheduler_is_not_stepped(pipe):
     pipe(**call_kwargs(2, num_inference_steps=STEPS, scheduler=scheduler))
     assert scheduler.num_inference_steps is None and vars(scheduler).keys() == before.keys()
     assert torch.equal(scheduler.timesteps, before["timesteps"])
+
+
+def test_tokenizing_at_once_keeps_each_calls_padding(pipe):
+    """The fast tokenizer sets padding and truncation on a shared object for each call: a prompt
+    padded to the encoder's length must not come back at another thread's `longest` length."""
+    max_length = pipe.tokenizer.model_max_length
+    lengths: list[int] = []
+
+    def padded_to_max_length() -> None:
+        for _ in range(1500):
+            padded = tokenize(pipe.tokenizer, ["a person standing"], padding="max_length", max_length=max_length, truncation=True)
+            lengths.append(padded.shape[-1])
+
+    def padded_to_longest() -> None:
+        for _ in range(1500):
+            tokenize(pipe.tokenizer, ["a person", "x"], padding="longest")
+
+    threads = [threading.Thread(target=padded_to_max_length), threading.Thread(target=padded_to_longest)]
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # the threads take turns often, so an unguarded tokenizer shows its race
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(switch_interval)
+    assert set(lengths) == {max_length}

@@ -16,7 +16,7 @@ from PIL import Image
 from parts2whole.jobs import generate, schedulers_for, write_results
 from parts2whole.loading import WeightsNotFoundError, missing_checkpoint_parts
 from parts2whole.part_masks import PartMasker
-from parts2whole.pipeline import Parts2WholePipeline
+from parts2whole.pipeline import Parts2WholePipeline, tokenize
 from parts2whole.request import SETTING_DEFAULTS, GenerationRequest
 from parts2whole.runtime import checkpoint_folder, load_pipeline, mini_notice, model_defaults, model_folder
 from parts2whole.upscale import Upscaler
@@ -154,7 +154,7 @@ class Models:
         return [
             f"The {name.replace('_', ' ')} is longer than the model reads ({limit} tokens): its end is ignored."
             for name in ("prompt", "negative_prompt")
-            if len(tokenizer(getattr(request, name)).input_ids) > limit
+            if tokenize(tokenizer, [getattr(request, name)]).shape[-1] > limit
         ]
 
     def upscale(self, image: Image.Image) -> Image.Image:
