@@ -8,6 +8,8 @@ references carry the appearance (`--captions`: each person's caption, which name
 - `none`: no reference at all (`appearance={}`), the ablation;
 - `other`: the references of another person of the split with the same labels (`pair_people`);
 - `no_masks`: every reference of the person used whole (no mask, no alpha).
+`--conditions` runs a subset (a target whose conditions were not run reads "not measured"): the
+`none` ablation does not depend on the guidance scale, so a sweep over it needs only `all,other`.
 
 Scores, inside the TARGET's parsing regions: per label, CIEDE2000 between the generated image's mean
 colour and a reference colour, the mean colour of a ground-truth photo in that part's region: the
@@ -109,6 +111,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="the same seed for every image")
     parser.add_argument("--prompt", default="", help="one prompt for every image (default: none)")
     parser.add_argument("--captions", action="store_true", help="each target's caption as its prompt instead")
+    parser.add_argument(
+        "--conditions",
+        type=condition_list,
+        default=CONDITIONS,
+        help=f"comma-separated, of {','.join(CONDITIONS)} (default: all); a guidance sweep needs only all,other",
+    )
     parser.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda if available)")
     parser.add_argument("--out", type=Path, default=None, help="default: docs/eval-<checkpoint folder name>")
     return parser.parse_args(argv)
@@ -119,6 +127,15 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def condition_list(text: str) -> tuple[str, ...]:
+    """The named conditions, in `CONDITIONS` order (each run once however often it is named)."""
+    names = {name.strip() for name in text.split(",") if name.strip()}
+    unknown = sorted(names - set(CONDITIONS))
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"conditions are {', '.join(CONDITIONS)}; got {text!r}")
+    return tuple(condition for condition in CONDITIONS if condition in names)
 
 
 def resolve_settings(args: argparse.Namespace, defaults: dict, image_size: tuple[int, int]) -> Settings:
@@ -154,8 +171,10 @@ def whole_reference(path: Path) -> Image.Image:
     return composite_on_white(to_rgba(load_image(path, "a reference")))
 
 
-def condition_inputs(person: Person, partner: Person | None) -> dict[str, tuple[dict, dict | None]]:
-    """(`appearance`, `mask`) of each condition run for this person, in `CONDITIONS` order."""
+def condition_inputs(
+    person: Person, partner: Person | None, conditions: tuple[str, ...] = CONDITIONS
+) -> dict[str, tuple[dict, dict | None]]:
+    """(`appearance`, `mask`) of each of `conditions` run for this person, in `CONDITIONS` order."""
     sample = person.sample
     inputs = {
         "all": (sample.appearance, sample.mask),
@@ -164,7 +183,7 @@ def condition_inputs(person: Person, partner: Person | None) -> dict[str, tuple[
     }
     if partner is not None:
         inputs["other"] = (partner.sample.appearance, partner.sample.mask)
-    return {condition: inputs[condition] for condition in CONDITIONS if condition in inputs}
+    return {condition: inputs[condition] for condition in conditions if condition in inputs}
 
 
 def generate(
@@ -206,7 +225,12 @@ def lab_lists(colours: dict[str, np.ndarray]) -> dict[str, list[float]]:
 
 
 def evaluate(
-    pipe: Parts2WholePipeline, dataset: PartsDataset, settings: Settings, root: Path, limit: int | None
+    pipe: Parts2WholePipeline,
+    dataset: PartsDataset,
+    settings: Settings,
+    root: Path,
+    limit: int | None,
+    conditions: tuple[str, ...] = CONDITIONS,
 ) -> tuple[list[dict], list[dict[str, Image.Image]]]:
     """A result row per person and the cells of samples.png for the first `SAMPLE_PEOPLE`."""
     partners = pair_people(dataset.samples)
@@ -215,9 +239,8 @@ def evaluate(
     for index in tqdm(range(count), desc="people"):
         person = load_person(dataset, index)
         partner = None if partners[index] is None else load_person(dataset, partners[index])
-        images = {
-            c: generate(pipe, settings, person, *inputs) for c, inputs in condition_inputs(person, partner).items()
-        }
+        inputs = condition_inputs(person, partner, conditions)
+        images = {condition: generate(pipe, settings, person, *given) for condition, given in inputs.items()}
         rows.append({
             "target": str(person.sample.target.relative_to(root)),
             "labels": list(person.sample.appearance),
@@ -292,14 +315,15 @@ def main(argv: list[str] | None = None) -> int:
         pipe = load_pipeline(folder, device, parse_dtype(None, device))
         pipe.scheduler = make_scheduler(settings.scheduler, pipe.scheduler.config)
         pipe.set_progress_bar_config(disable=True)
-        rows, sheet_rows = evaluate(pipe, dataset, settings, args.data, args.limit)
+        rows, sheet_rows = evaluate(pipe, dataset, settings, args.data, args.limit, args.conditions)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     summary = {condition: summarise(rows, condition) for condition in CONDITIONS}
+    run = {condition: summary[condition] for condition in args.conditions}
     segmentation_iou = float(np.mean([row["segmentation_iou"] for row in rows]))
     targets = check_targets(summary, segmentation_iou)
-    table = markdown_table(summary, segmentation_iou, len(rows))
+    table = markdown_table(run, segmentation_iou, len(rows))
     target_text = target_lines(targets)
     results = {
         "weights": str(folder),
@@ -309,11 +333,11 @@ def main(argv: list[str] | None = None) -> int:
         "settings": asdict(settings),
         "people": len(rows),
         "segmentation_iou": segmentation_iou,
-        "conditions": summary,
+        "conditions": run,
         "targets": targets,
         "rows": rows,
     }
-    columns = ["references", "pose", *CONDITIONS, "ground truth", "other person"]
+    columns = ["references", "pose", *args.conditions, "ground truth", "other person"]
     out = args.out or Path("docs") / f"eval-{folder.name}"
     write_report(
         out, results, table, target_text, samples_sheet(sheet_rows, columns, (settings.width, settings.height))

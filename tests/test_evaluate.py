@@ -306,6 +306,30 @@ def test_command_runs_every_condition_and_writes_the_report(
     assert sheet.size == ((len(CONDITIONS) + 4) * 48, TITLE_HEIGHT + 4 * 64)
 
 
+def test_a_subset_of_conditions_runs_only_those_and_leaves_the_rest_unmeasured(
+    released_checkpoint, dataset_root, tmp_path
+) -> None:
+    out = tmp_path / "eval"
+    argv = ["--weights", str(released_checkpoint[0]), "--data", str(dataset_root), "--steps", "2"]
+    assert main([*argv, "--device", "cpu", "--conditions", "other,all,other", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert list(results["conditions"]) == ["all", "other"]
+    assert all(set(row["conditions"]) <= {"all", "other"} for row in results["rows"])
+    passed = {t["target"].split(":")[0]: t["passed"] for t in results["targets"]}
+    assert passed["all references"] is None, "the ablation it is held against was not run"
+    assert passed["another person's references"] in (True, False)
+    table = (out / "results.md").read_text()
+    assert "| all |" in table and "| none |" not in table and "| no_masks |" not in table
+    assert Image.open(out / "samples.png").size == ((2 + 4) * 48, TITLE_HEIGHT + 4 * 64)
+
+
+@pytest.mark.parametrize("conditions", ["all,nothing", ","])
+def test_unknown_conditions_are_refused(conditions, capsys) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--weights", "w", "--data", "d", "--conditions", conditions])
+    assert "conditions are all, none, other, no_masks" in capsys.readouterr().err
+
+
 def test_a_dataset_without_parsing_maps_is_refused_before_loading_the_model(dataset_root, tmp_path, capsys) -> None:
     for path in (dataset_root / "parsing").iterdir():
         path.unlink()
