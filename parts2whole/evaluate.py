@@ -174,16 +174,17 @@ def whole_reference(path: Path) -> Image.Image:
 def condition_inputs(
     person: Person, partner: Person | None, conditions: tuple[str, ...] = CONDITIONS
 ) -> dict[str, tuple[dict, dict | None]]:
-    """(`appearance`, `mask`) of each of `conditions` run for this person, in `CONDITIONS` order."""
+    """(`appearance`, `mask`) of each of `conditions` run for this person, in `CONDITIONS` order
+    (`other` only where there is a partner); the unmasked references are read only when asked for."""
     sample = person.sample
-    inputs = {
-        "all": (sample.appearance, sample.mask),
-        "none": ({}, None),
-        "no_masks": ({label: whole_reference(path) for label, path in sample.appearance.items()}, None),
+    made = {
+        "all": lambda: (sample.appearance, sample.mask),
+        "none": lambda: ({}, None),
+        "other": lambda: (partner.sample.appearance, partner.sample.mask),
+        "no_masks": lambda: ({label: whole_reference(path) for label, path in sample.appearance.items()}, None),
     }
-    if partner is not None:
-        inputs["other"] = (partner.sample.appearance, partner.sample.mask)
-    return {condition: inputs[condition] for condition in conditions if condition in inputs}
+    run = [c for c in CONDITIONS if c in conditions and (c != "other" or partner is not None)]
+    return {condition: made[condition]() for condition in run}
 
 
 def generate(

@@ -218,6 +218,7 @@ def test_condition_inputs(dataset_root) -> None:
     assert masks is None and set(whole) == set(person.sample.appearance)
     assert all(image.mode == "RGB" for image in whole.values()), "no alpha: the face is used whole too"
     assert "other" not in condition_inputs(person, None)
+    assert tuple(condition_inputs(person, partner, ("all", "other"))) == ("all", "other")
 
 
 def test_settings_come_from_the_command_line_then_the_checkpoint_then_the_data() -> None:
