@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from parts2whole.body.dress import parse, sample_person
+from parts2whole.body.dress import parse, render_person, sample_person
 from parts2whole.densepose import densepose_problems
 from parts2whole.labels import LABEL_FOLDERS, PART_LABELS
-from parts2whole.synthetic import make_sample, part_crops, write_dataset
+from parts2whole.synthetic import make_sample, part_crops, person_and_target_shot, write_dataset
 from parts2whole.synthetic.__main__ import main
 from parts2whole.training.data import PartsDataset
 
@@ -101,6 +101,23 @@ def test_a_whole_body_garment_has_no_upper_or_lower_reference():
     references = make_sample(5, index, SIZE, SIDE).references
     assert "whole body clothes" in references
     assert not {"upper body clothes", "lower body clothes"} & set(references)
+
+
+def test_a_targets_shot_replays_from_its_seed(datasets):
+    """`person_and_target_shot` draws what `make_sample` draws first: replayed, it photographs the
+    written target again (to JPEG's error), and another person in its place (the evaluation's floor,
+    scripts/other_condition_floor.py); a wrong seed gives another photo."""
+    entry = entries(datasets["a"])["train"][0]
+    written = np.asarray(Image.open(datasets["a"] / entry["target"]).convert("RGB"), dtype=float)
+    index = int(Path(entry["target"]).stem)
+
+    def photo(seed: int) -> np.ndarray:
+        person, shot = person_and_target_shot(np.random.default_rng([seed, index]))
+        image, _, _ = render_person(person, shot.pose, shot.camera, SIZE, shot.scene)
+        return np.asarray(image.convert("RGB"), dtype=float)
+
+    assert np.abs(photo(3) - written).mean() < 2
+    assert np.abs(photo(4) - written).mean() > 10
 
 
 def test_command_line(tmp_path, capsys):

@@ -4,7 +4,17 @@
 `dataset.write_dataset` and the README.md it writes into DIR.
 """
 
-from .dataset import Sample, make_sample, part_crops, write_dataset
+from .dataset import Sample, Shot, make_sample, part_crops, person_and_target_shot, write_dataset
 from .poses import random_camera, random_pose, reference_view
 
-__all__ = ["Sample", "make_sample", "part_crops", "random_camera", "random_pose", "reference_view", "write_dataset"]
+__all__ = [
+    "Sample",
+    "Shot",
+    "make_sample",
+    "part_crops",
+    "person_and_target_shot",
+    "random_camera",
+    "random_pose",
+    "reference_view",
+    "write_dataset",
+]

@@ -22,6 +22,8 @@ from tqdm import tqdm
 from ..body import Figure
 from ..body.appearance import Scene
 from ..body.dress import Person, describe, parse, photograph, render_person, sample_person
+from ..body.render import Camera
+from ..body.skeleton import Pose
 from ..labels import LABEL_FOLDERS, PART_LABELS
 from .poses import random_camera, random_pose, reference_view
 
@@ -61,12 +63,29 @@ class Sample:
 def make_sample(seed: int, index: int, size: tuple[int, int], reference_side: int) -> Sample:
     """Person `index` of the dataset with `seed`, its target of `size` = (width, height)."""
     rng = np.random.default_rng([seed, index])
-    person = sample_person(rng)
-    target, densepose, parsing = render_person(person, random_pose(rng), random_camera(rng), size, Scene.sample(rng))
+    person, shot = person_and_target_shot(rng)
+    target, densepose, parsing = render_person(person, shot.pose, shot.camera, size, shot.scene)
     pose, camera = reference_view(rng)
     figure = Figure(person.build, pose, camera, PREVIEW_SIZE)
     references = part_references(person, figure, Scene.sample(rng), reference_side)
     return Sample(f"{index:06d}", person, target, densepose, parsing, figure, references, describe(person))
+
+
+@dataclass(frozen=True)
+class Shot:
+    """How a target photo is taken: the body's pose, the camera and the light."""
+
+    pose: Pose
+    camera: Camera
+    scene: Scene
+
+
+def person_and_target_shot(rng: np.random.Generator) -> tuple[Person, Shot]:
+    """The first draws of a person's random stream: who they are, then their target photo's shot.
+    Replaying them renders that target again, or another person in its place
+    (`scripts/other_condition_floor.py`)."""
+    person = sample_person(rng)
+    return person, Shot(random_pose(rng), random_camera(rng), Scene.sample(rng))
 
 
 def part_references(person: Person, figure: Figure, scene: Scene, side: int) -> dict[str, Reference]:
@@ -182,7 +201,7 @@ def _run(job: Job, people: int, workers: int) -> Iterator[dict]:
 
 
 def readme(people: int, tested: int, seed: int, size: tuple[int, int], reference_side: int) -> str:
-    folders = "\n".join(f"- `{folder}/`: references of \"{label}\"" for label, folder in LABEL_FOLDERS.items())
+    folders = "\n".join(f'- `{folder}/`: references of "{label}"' for label, folder in LABEL_FOLDERS.items())
     return f"""# Synthetic Parts2Whole dataset
 
 {people} synthetic people ({people - tested} in `train.jsonl`, {tested} in `test.jsonl`; no person
