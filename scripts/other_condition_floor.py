@@ -1,49 +1,41 @@
 """The best score a model could get in the evaluation's "another person's references" condition.
 
-    python scripts/other_condition_floor.py --data DATA --seed 1 [--split test] [--limit 100]
+    python scripts/other_condition_floor.py --data DATA [--split test] [--limit 100]
 
-For a synthetic dataset (`python -m parts2whole.synthetic --seed S`) the perfect answer to "draw
-this pose with that person's parts" can be rendered: the partner's appearance (skin, hair or
-headwear, outfit, shoes) on the target's body, in the target's pose, camera and light. This script
-renders it for every pair that `python -m parts2whole.evaluate` makes and scores it exactly as the
-evaluation scores a generation: the ΔE to the partner's colours, to the target's own, and their
-ratio per label. What it cannot reach is the measurement's floor, not the model's fault: the
-partner's hair or hat has another shape than the target's parsing region for it, the partner's
-sleeves and hems end elsewhere, and the partner's colours were measured in another pose and light.
-As a check, the target itself is rendered again and scored against its own colours (about 0: the
-rendering is the dataset's).
+For a synthetic dataset (`python -m parts2whole.synthetic`, which records its seed in
+`synthetic.json`) the perfect answer to "draw this pose with that person's parts" can be rendered:
+the partner's appearance (skin, hair or headwear, outfit, shoes) on the target's body, in the
+target's pose, camera and light (`parts2whole.synthetic.swapped_photo`). This script renders it for
+every pair that `python -m parts2whole.evaluate` makes and scores it as the evaluation scored a
+generation before it judged this condition by that perfect answer: against the partner's colours
+in the partner's own photo, and against the target's own; their ratio per label. What it cannot
+reach was that measurement's floor, not the model's fault: the partner's hair or hat has another
+shape than the target's parsing region for it, the partner's sleeves and hems end elsewhere, and
+the partner's colours were measured in another pose and light. As a check, the target itself is
+rendered again and scored against its own colours (about 0: the rendering is the dataset's).
 """
 
 import argparse
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from parts2whole.body.dress import Person, render_person
-from parts2whole.evaluate import load_person, score
+from parts2whole.evaluate import load_person, score, synthetic_origin
 from parts2whole.evaluation.scoring import mean_by_label, pair_people
 from parts2whole.labels import PART_LABELS
-from parts2whole.synthetic import Shot, person_and_target_shot
+from parts2whole.synthetic import swapped_photo
 from parts2whole.training.data import PartsDataset, read_samples
 
 
-def rendered(person: Person, shot: Shot, size: tuple[int, int]) -> np.ndarray:
-    """`person` photographed as in `shot`, as 8-bit RGB of `size` = (width, height)."""
-    photo, _, _ = render_person(person, shot.pose, shot.camera, size, shot.scene)
-    return np.asarray(photo.convert("RGB"))
-
-
-def replayed(seed: int, name: str) -> tuple[Person, Shot]:
-    """Person `name` (its 6-digit file name) of the synthetic dataset made with `seed`, and its target's shot."""
-    return person_and_target_shot(np.random.default_rng([seed, int(name)]))
-
-
-def floor_rows(data: Path, split: str, seed: int, limit: int | None) -> list[dict]:
-    """Per pair: the scores of the rendered ideal under "other", and of the re-rendered target under "all"."""
+def floor_rows(data: Path, split: str, limit: int | None) -> list[dict]:
+    """Per pair: the scores of the rendered ideal under "other" as measured against the partner's
+    photo, and of the re-rendered target under "all"."""
+    origin = synthetic_origin(data)
+    if origin is None:
+        raise SystemExit(f"{data} has no synthetic.json: not a synthetic dataset, or one made before it was written")
     samples = read_samples(data, split)
     width, height = Image.open(samples[0].target).size
     dataset = PartsDataset(data, split, (height, width), random_crop=False)
@@ -54,14 +46,14 @@ def floor_rows(data: Path, split: str, seed: int, limit: int | None) -> list[dic
         if partners[index] is None:
             continue
         person, partner = load_person(dataset, index), load_person(dataset, partners[index])
-        own, shot = replayed(seed, person.sample.target.stem)
-        other, _ = replayed(seed, partner.sample.target.stem)
-        ideal = rendered(replace(other, build=own.build), shot, (width, height))
+        target, given = int(person.sample.target.stem), int(partner.sample.target.stem)
+        ideal, _ = swapped_photo(origin["seed"], target, given, (width, height))
+        again, _ = swapped_photo(origin["seed"], target, target, (width, height))
         rows.append({
             "target": person.sample.target.name,
             "partner": partner.sample.target.name,
-            "other": score(ideal, person, partner, "other"),
-            "same": score(rendered(own, shot, (width, height)), person, None, "all"),
+            "other": score(np.asarray(ideal.convert("RGB")), person, partner, "other"),
+            "same": score(np.asarray(again.convert("RGB")), person, None, "all"),
         })  # fmt: skip
     return rows
 
@@ -69,12 +61,11 @@ def floor_rows(data: Path, split: str, seed: int, limit: int | None) -> list[dic
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--seed", type=int, required=True, help="the seed the dataset was made with")
     parser.add_argument("--split", default="test")
     parser.add_argument("--limit", type=int)
     parser.add_argument("--out", type=Path, help="write the rows and the summary as JSON here")
     args = parser.parse_args()
-    rows = floor_rows(args.data, args.split, args.seed, args.limit)
+    rows = floor_rows(args.data, args.split, args.limit)
     given, _ = mean_by_label(row["other"]["delta_e"] for row in rows)
     own, _ = mean_by_label(row["other"]["delta_e_own"] for row in rows)
     same, _ = mean_by_label(row["same"]["delta_e"] for row in rows)

@@ -9,12 +9,25 @@ import pytest
 from PIL import Image, ImageDraw
 
 from parts2whole import evaluate
-from parts2whole.evaluate import CONDITIONS, condition_inputs, load_person, main, parse_args, resolve_settings
+from parts2whole.evaluate import (
+    CONDITIONS,
+    OTHER_JUDGES,
+    condition_inputs,
+    load_person,
+    main,
+    parse_args,
+    perfect_answer,
+    resolve_settings,
+    score,
+    synthetic_origin,
+)
 from parts2whole.evaluation.report import TITLE_HEIGHT
 from parts2whole.evaluation.scoring import MIN_REGION_PIXELS, colour_errors, pair_people, part_regions, region_colours
 from parts2whole.evaluation.segmentation import person_mask
 from parts2whole.labels import LABEL_FOLDERS, PART_LABELS
 from parts2whole.metrics import delta_e, iou
+from parts2whole.synthetic import swapped_photo
+from parts2whole.synthetic import write_dataset as write_synthetic_dataset
 from parts2whole.training import PARSING_CLASSES, PartsDataset
 from parts2whole.training.data import Sample
 
@@ -274,6 +287,7 @@ def test_command_runs_every_condition_and_writes_the_report(
         48,
     )
     assert set(results["conditions"]) == set(CONDITIONS)
+    assert results["other_judged_by"] == OTHER_JUDGES[False]  # drawn people: no synthetic.json
     assert results["conditions"]["other"]["people"] == 3 and results["conditions"]["all"]["people"] == 4
     assert set(results["conditions"]["other"]["delta_e_own"]) <= set(SEPARATES)
     partners = [row["partner"] for row in results["rows"]]
@@ -338,3 +352,25 @@ def test_a_dataset_without_parsing_maps_is_refused_before_loading_the_model(data
     argv = ["--weights", str(tmp_path / "no_weights"), "--data", str(dataset_root), "--device", "cpu"]
     assert main(argv) == 2
     assert "has no parsing/ folder" in capsys.readouterr().err
+
+
+def test_on_synthetic_people_another_persons_parts_are_judged_by_the_perfect_answer(tmp_path) -> None:
+    """Where the dataset can render the partner's parts on the target (synthetic.json), that perfect
+    answer scores 0 against itself in the other-person condition; judged by the partner's own photo
+    it would not (docs/mini_model.md, "The floor of the other-person condition"). The ΔE to the
+    target's own colours is the same either way."""
+    size = (48, 64)
+    write_synthetic_dataset(tmp_path / "data", 8, seed=3, size=size, reference_side=40, test_fraction=0.0, progress=False)
+    origin = synthetic_origin(tmp_path / "data")
+    assert origin == {"seed": 3, "size": list(size)} and synthetic_origin(tmp_path) is None
+    dataset = PartsDataset(tmp_path / "data", "train", size=size[::-1], random_crop=False)
+    index, partner_index = next((i, j) for i, j in enumerate(pair_people(dataset.samples)) if j is not None)
+    person, partner = load_person(dataset, index), load_person(dataset, partner_index)
+    names = int(person.sample.target.stem), int(partner.sample.target.stem)
+    photo, _ = swapped_photo(origin["seed"], *names, size)
+    image = np.asarray(photo.convert("RGB"))
+    judged = score(image, person, partner, "other", perfect_answer(origin, person, partner, size))
+    old_way = score(image, person, partner, "other")
+    assert judged["delta_e"] and max(judged["delta_e"].values()) < 0.5
+    assert max(old_way["delta_e"].values()) > 2.0
+    assert judged["delta_e_own"] == old_way["delta_e_own"]

@@ -4,10 +4,11 @@
 `dataset.write_dataset` and the README.md it writes into DIR.
 """
 
-from .dataset import Sample, Shot, make_sample, part_crops, person_and_target_shot, write_dataset
+from .dataset import ORIGIN_FILE, Sample, Shot, make_sample, part_crops, person_and_target_shot, swapped_photo, write_dataset
 from .poses import random_camera, random_pose, reference_view
 
 __all__ = [
+    "ORIGIN_FILE",
     "Sample",
     "Shot",
     "make_sample",
@@ -16,5 +17,6 @@ __all__ = [
     "random_camera",
     "random_pose",
     "reference_view",
+    "swapped_photo",
     "write_dataset",
 ]

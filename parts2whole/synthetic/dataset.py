@@ -12,7 +12,7 @@ import math
 import multiprocessing
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,9 @@ CROP_MARGIN = 0.08
 """Space around a part's box, as a fraction of the box's long side."""
 
 JPEG = {"quality": 95, "subsampling": 0}
+
+ORIGIN_FILE = "synthetic.json"
+"""Written into a dataset: its seed and target size, enough to render any of its people again."""
 
 
 @dataclass
@@ -86,6 +89,16 @@ def person_and_target_shot(rng: np.random.Generator) -> tuple[Person, Shot]:
     (`scripts/other_condition_floor.py`)."""
     person = sample_person(rng)
     return person, Shot(random_pose(rng), random_camera(rng), Scene.sample(rng))
+
+
+def swapped_photo(seed: int, index: int, other: int, size: tuple[int, int]) -> tuple[Image.Image, np.ndarray]:
+    """Person `other`'s appearance on person `index`'s body, in `index`'s target shot, at `size` =
+    (width, height): the perfect answer to "draw this pose with that person's parts" (photo and
+    parsing map). `other == index` is the target itself."""
+    own, shot = person_and_target_shot(np.random.default_rng([seed, index]))
+    given, _ = person_and_target_shot(np.random.default_rng([seed, other]))
+    photo, _, parsing = render_person(replace(given, build=own.build), shot.pose, shot.camera, size, shot.scene)
+    return photo, parsing
 
 
 def part_references(person: Person, figure: Figure, scene: Scene, side: int) -> dict[str, Reference]:
@@ -189,6 +202,7 @@ def write_dataset(
         lines = [json.dumps(entry) + "\n" for i, entry in enumerate(entries) if keep(i)]
         (root / f"{split}.jsonl").write_text("".join(lines))
     (root / "README.md").write_text(readme(people, len(held_out), seed, size, job.reference_side))
+    (root / ORIGIN_FILE).write_text(json.dumps({"seed": seed, "size": list(size)}) + "\n")
     return rate
 
 
@@ -230,4 +244,6 @@ on the part's pixels.
 A person has the parts they wear that show in the reference photo: a whole-body garment (dress,
 jumpsuit) replaces the upper and lower clothes; a few people are bald or barefoot.
 There is no `openpose/` folder: the released model uses DensePose only.
+`synthetic.json` records the seed and target size: `python -m parts2whole.evaluate` renders from
+them the perfect answer for a person shown with another's parts.
 """
