@@ -43,6 +43,7 @@ from tqdm.auto import tqdm
 from .evaluation.report import markdown_table, references_tile, samples_sheet, target_lines
 from .evaluation.scoring import (
     check_targets,
+    colour_errors,
     errors_between,
     pair_people,
     part_regions,
@@ -256,7 +257,7 @@ def score(
         if perfect is None:
             scores["delta_e"] = errors_between(measured, partner.colours)
         else:
-            scores["delta_e"] = errors_between(region_colours(image, perfect.regions), perfect.colours)
+            scores["delta_e"] = colour_errors(image, perfect.regions, perfect.colours)
         scores["delta_e_own"] = errors_between(measured, person.colours)
     else:
         scores["delta_e"] = errors_between(measured, person.colours)
