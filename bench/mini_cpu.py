@@ -2,7 +2,7 @@
 the fast preset (and the released model's 50 DDIM steps against its fast preset's 20 DPM++ 2M
 steps), in float32 and under bfloat16 autocast.
 
-    python bench/mini_cpu.py --weights runs/mini-run20/final [--repeats 5]
+    python bench/mini_cpu.py --weights pretrained_weights/parts2whole-mini [--repeats 5]
 
 The example "top_and_trousers" at the model's native size (its defaults.json), one image per call,
 after one warm-up call per setting.
