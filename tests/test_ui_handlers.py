@@ -100,6 +100,14 @@ def test_generation_writes_images_settings_and_an_archive_that_reproduce(handler
     assert np.abs(again - np.asarray(Image.open(gallery[1][0]), dtype=int)).max() <= 1
 
 
+def test_a_relative_output_folder_works(handlers, tmp_path, monkeypatch) -> None:
+    """The default output folder is relative (`outputs`), as on a fresh clone's `python app.py`."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(settings, "OUTPUT_DIR", Path("outputs"))
+    gallery, *_ = run_generation(handlers, *generate_args({"face": (face_part(), True)}, densepose_image()))
+    assert Image.open(gallery[0][0]).size == (48, 64)
+
+
 def test_random_seed_is_reported(handlers) -> None:
     slots = {"face": (face_part(), True)}
     _, seed, texts, _, _ = run_generation(handlers, *generate_args(slots, densepose_image(), seed=0, randomize=True))

@@ -446,7 +446,9 @@ class Handlers:
         return self._write_request(run, parts, pose, {**self.models.defaults(), **chosen})
 
     def _write_request(self, run: Path, parts: dict[str, Part], pose: Image.Image | None, chosen: dict) -> GenerationRequest:
-        """The parts and pose saved in `run` and the checked request that reads them (with a seed)."""
+        """The parts and pose saved in `run` and the checked request that reads them (with a seed). The
+        request names its files relative to `run`, as `GenerationRequest.from_dict` reads them: a
+        relative output folder (the default `outputs`) must not be joined to itself."""
         if not parts:
             raise gr.Error("Add at least one part: upload a reference image into one of the part slots.")
         if pose is None:
@@ -458,13 +460,13 @@ class Handlers:
         appearance, masks = {}, {}
         for label in labels:
             part = parts[label]
-            appearance[label] = str(run / f"{LABEL_FOLDERS[label]}.png")
-            part.reference.save(appearance[label])
+            appearance[label] = f"{LABEL_FOLDERS[label]}.png"
+            part.reference.save(run / appearance[label])
             if part.mask is not None:
-                masks[label] = str(run / f"{LABEL_FOLDERS[label]}_mask.png")
-                part.mask.resize(part.reference.size, Image.Resampling.NEAREST).save(masks[label])
-        structure = {"densepose": str(run / "densepose.png")}
-        pose.convert("RGB").save(structure["densepose"])
+                masks[label] = f"{LABEL_FOLDERS[label]}_mask.png"
+                part.mask.resize(part.reference.size, Image.Resampling.NEAREST).save(run / masks[label])
+        structure = {"densepose": "densepose.png"}
+        pose.convert("RGB").save(run / structure["densepose"])
         try:
             entry = {**chosen, "appearance": appearance, "mask": masks, "structure": structure}
             job = GenerationRequest.from_dict(entry, run, limits=demo_limits()).with_seed()
