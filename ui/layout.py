@@ -185,7 +185,13 @@ def build_demo(handlers: Handlers) -> gr.Blocks:
                     run = gr.Button("Generate", variant="primary", elem_id="generate", scale=3)
                     stop = gr.Button("Stop", variant="stop", elem_id="stop", scale=1, min_width=0)
                 results = gr.Gallery(
-                    label="Results", columns=2, height=300, format="png", elem_id="results", buttons=["download", "fullscreen"]
+                    label="Results",
+                    columns=2,
+                    height=300,
+                    object_fit="contain",  # a whole person, head to shoes: "cover" cut a portrait image to the box
+                    format="png",
+                    elem_id="results",
+                    buttons=["download", "fullscreen"],
                 )
                 with gr.Accordion("Settings", open=False, elem_id="settings"):
                     controls["negative_prompt"] = gr.Textbox(label="Negative prompt", placeholder="blurry, deformed hands")
