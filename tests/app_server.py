@@ -21,13 +21,19 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_app(weights: Path, outputs: Path, log: Path, **env_vars: str) -> tuple[subprocess.Popen, str, float]:
-    """Start the demo; returns the process, its URL and the seconds until its page answered."""
+def start_app(
+    weights: Path, outputs: Path | None, log: Path, cwd: Path = REPO, **env_vars: str
+) -> tuple[subprocess.Popen, str, float]:
+    """Start the demo in `cwd`; returns the process, its URL and the seconds until its page answered.
+    `outputs` None: the app's own default output folder (`outputs`, relative to `cwd`)."""
     port = free_port()
-    env = {**os.environ, "P2W_OUTPUT_DIR": str(outputs), "GRADIO_ANALYTICS_ENABLED": "False", **env_vars}
-    command = [sys.executable, "app.py", "--weights", str(weights), "--port", str(port), "--device", "cpu"]
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", **env_vars}
+    env.pop("P2W_OUTPUT_DIR", None)
+    if outputs is not None:
+        env["P2W_OUTPUT_DIR"] = str(outputs)
+    command = [sys.executable, str(REPO / "app.py"), "--weights", str(weights), "--port", str(port), "--device", "cpu"]
     started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     while time.perf_counter() - started < 180:
         if process.poll() is not None:

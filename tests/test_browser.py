@@ -1,5 +1,6 @@
 """The demo in Debian's chromium, driven by Playwright: click an example and generate at a desktop
-and a phone size, edit a mask, make a pose. Each step waits for the page's state, never retries.
+and a phone size, edit a mask, make a pose, and a fresh clone's demo generating with the shipped mini
+model. Each step waits for the page's state, never retries.
 
 Skipped outside CI when chromium is missing; in CI (.ci/run installs it) a missing browser fails.
 
@@ -7,6 +8,7 @@ Screenshots go to $P2W_SCREENSHOT_DIR when it is set (docs/screenshots/ for the 
 the test's temporary folder.
 """
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -14,9 +16,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from app_server import running_app  # noqa: F401  (fixture)
+from app_server import (
+    running_app,  # noqa: F401  (fixture)
+    start_app,
+    stop_app,
+)
 from playwright.sync_api import Page, sync_playwright
 
+from parts2whole import runtime
 from parts2whole.body.presets import CONTROLS, control_values
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -108,6 +115,37 @@ def test_click_an_example_and_generate(running_app, tmp_path, size) -> None:  # 
         assert '"height": 64' in settings_text and '"width": 64' in settings_text and '"upper body clothes"' in settings_text
         page.locator("#generate").scroll_into_view_if_needed()
         page.screenshot(path=shots / f"demo-{name}-result.png")
+
+
+@pytest.fixture(scope="module")
+def fresh_clone_app(tmp_path_factory):
+    """`python app.py` as a fresh clone runs it: no weights fetched (so the shipped mini model), and the
+    default output folder, `outputs` in the working directory. Yields (url, that folder)."""
+    root = tmp_path_factory.mktemp("fresh-clone")
+    process, url, _ = start_app(root / "no-weights", None, root / "app.log", cwd=root)
+    yield url, root / "outputs"
+    stop_app(process)
+
+
+def test_a_fresh_clone_draws_an_example_with_the_mini_model(fresh_clone_app, tmp_path) -> None:
+    """The README's first command without a download: the notice, an example generated at the mini
+    model's own settings into the relative output folder, the result shown whole (a person is taller
+    than the results box is wide)."""
+    url, outputs = fresh_clone_app
+    defaults = json.loads((runtime.MINI_MODEL_DIR / runtime.DEFAULTS_FILE).read_text())
+    with open_page(url) as page:
+        assert "Running parts2whole-mini" in page.locator("body").inner_text()
+        click_example(page)
+        page.locator("#generate").click()
+        page.wait_for_selector("#results img", timeout=120_000)
+        page.locator("#run-files").click()
+        page.wait_for_function("(document.querySelector('#result-settings')?.innerText || '').includes('seed')", timeout=30_000)
+        settings_text = page.locator("#result-settings").inner_text()
+        for key in ("height", "width", "steps", "guidance_scale"):
+            assert f'"{key}": {defaults[key]}' in settings_text
+        assert page.locator("#results img").first.evaluate("image => getComputedStyle(image).objectFit") == "contain"
+        page.screenshot(path=screenshot_folder(tmp_path) / "demo-mini-model.png", full_page=True)
+    assert any(outputs.glob("*/*/result.png"))
 
 
 def test_edit_a_mask_in_place(running_app, tmp_path) -> None:  # noqa: F811
