@@ -48,9 +48,11 @@ them on every call, so two calls at once can encode with each other's settings (
 
 
 def tokenize(tokenizer: CLIPTokenizer, texts: list[str], **options) -> torch.Tensor:
-    """`tokenizer(texts, return_tensors="pt", **options).input_ids`, safe from threads running at once."""
+    """`tokenizer(texts, return_tensors="pt", **options).input_ids`, safe from threads running at once.
+    Quiet: a text longer than the encoder reads is said once, in our words (`encode_text`, the demo's
+    warning), not also by transformers' log line on every count."""
     with _TOKENIZER_LOCK:
-        return tokenizer(texts, return_tensors="pt", **options).input_ids
+        return tokenizer(texts, return_tensors="pt", verbose=False, **options).input_ids
 
 
 def text_embeddings(
