@@ -23,10 +23,15 @@ PART_NAMES = (
 """DensePose's names of part indices 1..24."""
 
 
+def background_mask(rgb: np.ndarray) -> np.ndarray:
+    """(H, W) bool: where a DensePose map's (H, W, 3) pixels show no body (every channel black)."""
+    return (rgb <= BLACK_LEVEL).all(axis=-1)
+
+
 def densepose_problems(image: Image.Image) -> list[str]:
     """Why `image` does not look like a DensePose map; empty when it does."""
     rgb = np.asarray(image.convert("RGB"), dtype=np.int16)
-    background = (rgb <= BLACK_LEVEL).all(axis=-1)
+    background = background_mask(rgb)
     body = ~background
     problems = []
     if background.mean() < 0.2:
@@ -54,7 +59,7 @@ def densepose_preview(image: Image.Image) -> Image.Image:
     """A false-colour view: one colour per body part, shaded by V so the parts' orientation shows."""
     rgb = np.asarray(image.convert("RGB"), dtype=np.int16)
     index = np.clip(np.rint(rgb[..., 2]), 0, NUM_PARTS).astype(np.int64)
-    index[(rgb <= BLACK_LEVEL).all(axis=-1)] = 0
+    index[background_mask(rgb)] = 0
     colours = part_palette()[index].astype(np.float32)
     shade = 0.55 + 0.45 * rgb[..., 0:1] / 255.0
     return Image.fromarray(np.clip(colours * shade, 0, 255).astype(np.uint8))

@@ -8,7 +8,6 @@ Screenshots go to $P2W_SCREENSHOT_DIR when it is set (docs/screenshots/ for the 
 the test's temporary folder.
 """
 
-import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -132,7 +131,7 @@ def test_a_fresh_clone_draws_an_example_with_the_mini_model(fresh_clone_app, tmp
     model's own settings into the relative output folder, the result shown whole (a person is taller
     than the results box is wide)."""
     url, outputs = fresh_clone_app
-    defaults = json.loads((runtime.MINI_MODEL_DIR / runtime.DEFAULTS_FILE).read_text())
+    defaults = runtime.model_defaults(runtime.MINI_MODEL_DIR)
     with open_page(url) as page:
         assert "Running parts2whole-mini" in page.locator("body").inner_text()
         click_example(page)

@@ -2,7 +2,6 @@
 small, safetensors only, and drawing the example the demo opens with, on the CPU, where the
 released weights are absent."""
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,7 @@ from safetensors.torch import load_file
 
 from parts2whole import runtime
 from parts2whole.cli import main
-from parts2whole.densepose import BLACK_LEVEL
+from parts2whole.densepose import background_mask
 from parts2whole.evaluation.segmentation import person_mask
 from parts2whole.loading import missing_checkpoint_parts
 from parts2whole.metrics import delta_e, iou, mean_lab
@@ -38,35 +37,35 @@ def test_the_shipped_model_is_complete_small_and_safetensors_only() -> None:
     assert weight_files(), "no weight files"
     for path in weight_files():
         assert load_file(path), f"{path} is empty"  # raises on a pickle: only safetensors ship
-    defaults = json.loads((MINI / runtime.DEFAULTS_FILE).read_text())
+    defaults = runtime.model_defaults(MINI)
     assert defaults["height"] >= 128 and defaults["width"] >= 96
     assert (MINI / "README.md").is_file()
 
 
 @pytest.fixture(scope="module")
-def example_drawn(tmp_path_factory) -> tuple[np.ndarray, dict]:
-    """The example, drawn once by the command line with no released weights: the mini model's fallback."""
+def example_drawn(tmp_path_factory) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The example, drawn once by the command line with no released weights (the mini model's
+    fallback); its DensePose map at the drawing's size; the model's defaults."""
     tmp_path = tmp_path_factory.mktemp("mini")
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setattr(runtime, "MINI_MODEL_DIR", MINI.resolve())
         out = tmp_path / "out"
         arguments = [str(EXAMPLE / "example.json"), "--out", str(out), "--weights", str(tmp_path / "empty"), "--device", "cpu"]
         assert main(arguments) == 0
-    return np.asarray(Image.open(out / "example.png").convert("RGB")), json.loads((MINI / runtime.DEFAULTS_FILE).read_text())
+    image = np.asarray(Image.open(out / "example.png").convert("RGB"))
+    pose = np.asarray(Image.open(EXAMPLE / "densepose.png").convert("RGB").resize(image.shape[1::-1], Image.NEAREST))
+    return image, pose, runtime.model_defaults(MINI)
 
 
 def test_the_example_is_drawn_at_the_models_size_in_the_poses_silhouette(example_drawn) -> None:
-    image, defaults = example_drawn
+    image, pose, defaults = example_drawn
     assert image.shape[:2] == (defaults["height"], defaults["width"])
-    pose = np.asarray(Image.open(EXAMPLE / "densepose.png").convert("RGB").resize(image.shape[1::-1], Image.NEAREST))
-    body = ~(pose <= BLACK_LEVEL).all(axis=-1)
-    assert iou(person_mask(image), body) > 0.7
+    assert iou(person_mask(image), ~background_mask(pose)) > 0.7
 
 
 def test_the_chest_takes_the_tops_colour_not_the_trousers(example_drawn) -> None:
-    image, _ = example_drawn
-    pose = np.asarray(Image.open(EXAMPLE / "densepose.png").convert("RGB").resize(image.shape[1::-1], Image.NEAREST))
-    chest = np.isin(pose[..., 2], TORSO_PARTS) & ~(pose <= BLACK_LEVEL).all(axis=-1)
+    image, pose, _ = example_drawn
+    chest = np.isin(pose[..., 2], TORSO_PARTS) & ~background_mask(pose)
     rows = np.flatnonzero(chest.any(axis=1))
     chest[rows[0] + int(CHEST_FRACTION * (rows[-1] - rows[0] + 1)) :] = False
     colour = mean_lab(image, chest)
